@@ -1,0 +1,1 @@
+"""Drivers run containers: ``process`` (default, local process groups), ``fake`` (tests)."""

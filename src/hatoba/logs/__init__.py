@@ -1,0 +1,1 @@
+"""Log capture format and readers."""

@@ -1,0 +1,1 @@
+"""Plain data: pydantic models and enums shared by every layer. No I/O here."""

@@ -1,0 +1,1 @@
+"""Pure placement: feasibility -> rank -> select. No asyncio, no store, no I/O."""

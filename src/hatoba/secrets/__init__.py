@@ -1,0 +1,1 @@
+"""Secret resolution for task start (``secrets: [{name, valueFrom}]``)."""

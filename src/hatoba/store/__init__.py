@@ -1,0 +1,1 @@
+"""Persistent state behind the ``Store`` protocol: SQLite (default) or PostgreSQL."""
