@@ -75,7 +75,8 @@ class ContainerOverride(WireModel):
 
 
 class TaskOverride(WireModel):
-    """RunTask overrides (ECS form). ``cpu``/``memory`` are task-level units (1024 = 1 core, MiB)."""
+    """RunTask overrides (ECS form). Task-level ``cpu`` in units (1024 = 1 core), ``memory``
+    in MiB."""
 
     container_overrides: list[ContainerOverride] = Field(default_factory=list)
     cpu: int | None = Field(default=None, ge=0)
