@@ -89,6 +89,10 @@ class Store(Protocol):
         """Delete tasks STOPPED before the given time; returns their ids."""
         ...
 
+    async def node_reservations(self) -> dict[str, tuple[int, int]]:
+        """(cpu units, MiB) reserved on each node by tasks not yet STOPPED."""
+        ...
+
     # -- nodes -------------------------------------------------------------------------
     async def put_node(self, node: Node) -> Node:
         """Insert, or compare-and-set update when ``node.version`` > 0."""
@@ -103,7 +107,7 @@ class Store(Protocol):
 
     async def changes_since(self, seq: int, limit: int = 1000) -> list[Change]: ...
 
-    async def wait_for_change(self, seq: int, timeout: float) -> int:  # noqa: ASYNC109
+    async def wait_for_change(self, seq: int, timeout: float) -> int:
         """Return as soon as the feed is past ``seq`` (or after ``timeout``); returns the
         newest seq. Wakes at once for writes made through this Store object, within
         ``poll_interval`` for writes from other processes."""

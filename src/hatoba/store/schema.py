@@ -1,0 +1,120 @@
+"""The tables as the queries in ``sql.py`` see them today.
+
+Migrations keep their own frozen copies (a migration must not change meaning when this file
+changes); ``tests/store`` checks that a migrated database matches these definitions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on both databases.
+
+    SQLite has no time zone type: SQLAlchemy stores a fixed-width text form there, which sorts
+    chronologically only if every value is in the same zone, so values are stored as naive UTC
+    and handed back aware. Naive input is taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only makes an INTEGER PRIMARY KEY the rowid (and only then honours AUTOINCREMENT).
+SeqInteger = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+task_definitions = Table(
+    "task_definitions",
+    metadata,
+    Column("family", String(255), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("registered_at", UtcDateTime, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+# One row per family ever registered: the highest revision handed out, so that revisions are
+# never reused even when old revisions are deleted.
+families = Table(
+    "families",
+    metadata,
+    Column("family", String(255), primary_key=True),
+    Column("last_revision", Integer, nullable=False),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("task_id", String(64), primary_key=True),
+    Column("node_id", String(255)),
+    Column("family", String(255), nullable=False),
+    Column("desired_status", String(32), nullable=False),
+    Column("last_status", String(32), nullable=False),
+    Column("started_by", String(255)),
+    Column("group_name", String(255)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("stopped_at", UtcDateTime),
+    Column("cpu", Integer, nullable=False),
+    Column("memory", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_tasks_node_id", "node_id"),
+    Index("ix_tasks_family", "family"),
+    Index("ix_tasks_created_at", "created_at"),
+    Index("ix_tasks_started_by", "started_by"),
+    Index("ix_tasks_group_name", "group_name"),
+    Index("ix_tasks_stopped_at", "stopped_at"),
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(255), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("seq", SeqInteger, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
