@@ -108,11 +108,24 @@ def limit_files(version: CgroupVersion, limits: Limits) -> dict[str, dict[str, s
 
 
 def container_dirs(
-    version: CgroupVersion, mount: Path, root_name: str, task_id: str, container: str
+    version: CgroupVersion,
+    mount: Path,
+    root_name: str,
+    task_id: str,
+    container: str,
+    *,
+    with_cpu: bool = True,
 ) -> list[Path]:
-    """The container's cgroup directories (one per v1 controller, one on v2)."""
+    """The container's cgroup directories (one per v1 controller, one on v2).
+
+    On v1 the cpu controller is joined only when the container asks for cpu
+    (``with_cpu``): attaching a process to a v1 cpu cgroup costs ~15 ms of kernel time
+    (an RCU grace period), which would dominate task start latency; without a cpu setting
+    the container would get the default weight anyway. Memory is always joined: it is how
+    OOM kills are detected and every process of the container is found."""
     if version is CgroupVersion.V1:
-        return [mount / c / root_name / task_id / container for c in V1_CONTROLLERS]
+        controllers = V1_CONTROLLERS if with_cpu else ("memory",)
+        return [mount / c / root_name / task_id / container for c in controllers]
     if version is CgroupVersion.V2:
         return [mount / root_name / task_id / container]
     return []

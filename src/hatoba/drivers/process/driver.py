@@ -168,7 +168,12 @@ class ProcessDriver:
                 self._warned_no_cgroups = True
             return []
         dirs = cgroups.container_dirs(
-            self._version, self._mount, self._cgroup_root, spec.task_id, spec.name
+            self._version,
+            self._mount,
+            self._cgroup_root,
+            spec.task_id,
+            spec.name,
+            with_cpu=spec.cpu > 0 or bool(spec.cpu_limit),
         )
         limits = cgroups.Limits(
             memory_mib=spec.memory,

@@ -227,16 +227,20 @@ static unsigned long long proc_starttime(pid_t pid) {
     return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
-/* Writes DIR/NAME via a temp file, fsync and rename, then fsyncs DIR: all or nothing. */
-static int write_atomic(const char *dir, const char *name, const char *content) {
+/* Writes DIR/NAME via a temp file and rename: readers see all or nothing. With `durable`
+ * the file and DIR are fsynced too (the exit status: it must survive a crash once
+ * reported). The pid file is not durable on purpose: after a machine crash the processes
+ * it names are gone anyway, and an fsync here would sit on every task's start path. */
+static int write_atomic(const char *dir, const char *name, const char *content, int durable) {
     char tmp[PATH_MAX], dst[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
     snprintf(dst, sizeof dst, "%s/%s", dir, name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return -1;
-    int bad = write_all(fd, content, strlen(content)) < 0 || fsync(fd) < 0;
+    int bad = write_all(fd, content, strlen(content)) < 0 || (durable && fsync(fd) < 0);
     bad |= close(fd) < 0;
     if (bad || rename(tmp, dst) < 0) return -1;
+    if (!durable) return 0;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);
@@ -458,7 +462,7 @@ static int run(struct opts *o) {
     char info[160];
     snprintf(info, sizeof info, "shim %d %llu\nworkload %d %llu\n", (int)getpid(),
              proc_starttime(getpid()), (int)child, st);
-    if (write_atomic(o->dir, "pid", info) < 0)
+    if (write_atomic(o->dir, "pid", info, 0) < 0)
         fprintf(stderr, "hatoba-shim: writing pid file: %s\n", strerror(errno));
     printf("started %d %llu\n", (int)child, st);
     fflush(stdout);
@@ -512,7 +516,7 @@ static int run(struct opts *o) {
     char ex[64];
     if (WIFSIGNALED(status)) snprintf(ex, sizeof ex, "signaled %d\n", WTERMSIG(status));
     else snprintf(ex, sizeof ex, "exited %d\n", WEXITSTATUS(status));
-    if (write_atomic(o->dir, "exit", ex) < 0) {
+    if (write_atomic(o->dir, "exit", ex, 1) < 0) {
         fprintf(stderr, "hatoba-shim: writing exit file: %s\n", strerror(errno));
         return 1;
     }

@@ -48,12 +48,17 @@ def ensure_shim(bin_dir: Path) -> Path:
         src = Path(tmp) / "shim.c"
         out = Path(tmp) / "hatoba-shim"
         src.write_bytes(source)
-        result = subprocess.run(
-            [compiler, "-O2", "-Wall", "-o", str(out), str(src)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        # Static first: no dynamic loader on every task start. Fall back to a dynamic
+        # build where no static libc is installed.
+        for extra in (["-static"], []):
+            result = subprocess.run(
+                [compiler, "-O2", "-Wall", *extra, "-o", str(out), str(src)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode == 0:
+                break
         if result.returncode != 0:
             raise ShimBuildError(f"compiling the task shim failed:\n{result.stderr}")
         os.replace(out, target)

@@ -1,0 +1,184 @@
+"""The agent for this node: registers the node, re-adopts its tasks after a restart, and
+keeps one ``TaskRunner`` per live task, woken by the store's change feed.
+
+Level-triggered: besides reacting to changes, it rescans its tasks every ``resync``
+seconds, so a missed wake-up costs latency, never correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import socket
+import uuid
+from datetime import timedelta
+
+import psutil
+
+from hatoba.agent.runner import RunnerContext, TaskRunner
+from hatoba.drivers.protocol import ContainerSpec, ExecProcess, ExecSpec
+from hatoba.model.errors import Conflict, NotFound
+from hatoba.model.layout import DataLayout
+from hatoba.model.node import Node
+from hatoba.model.task import ContainerStatus, LastStatus, Task
+from hatoba.supervise import Supervisor
+
+log = logging.getLogger("hatoba.agent")
+LIVE = [s for s in LastStatus if s != LastStatus.STOPPED]
+
+
+def local_node_id(layout: DataLayout) -> str:
+    """A stable id for this machine's node, kept in the data directory."""
+    path = layout.home / "node-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        node_id = "node-" + uuid.uuid4().hex[:12]
+        layout.home.mkdir(parents=True, exist_ok=True)
+        path.write_text(node_id + "\n")
+        return node_id
+
+
+def describe_this_machine(node_id: str, driver: str, now: object) -> Node:
+    return Node.model_validate(
+        {
+            "nodeId": node_id,
+            "hostname": socket.gethostname(),
+            "cpu": 1024 * (os.cpu_count() or 1),
+            "memory": psutil.virtual_memory().total // (1024 * 1024),
+            "attributes": {
+                "os": platform.system().lower(),
+                "arch": platform.machine(),
+                "hostname": socket.gethostname(),
+            },
+            "driver": driver,
+            "registeredAt": now,
+            "heartbeatAt": now,
+        }
+    )
+
+
+class NodeAgent:
+    def __init__(
+        self,
+        ctx: RunnerContext,
+        node_id: str,
+        *,
+        resync: float = 5.0,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self.ctx = ctx
+        self.node_id = node_id
+        self.resync = resync
+        self.retention = retention
+        self._runners: dict[str, TaskRunner] = {}
+        self._supervisor = Supervisor("agent")
+        self.ready = asyncio.Event()
+
+    async def register(self) -> Node:
+        now = self.ctx.clock.now()
+        fresh = describe_this_machine(self.node_id, self.ctx.driver.name, now)
+        existing = await self.ctx.store.get_node(self.node_id)
+        if existing is not None:
+            fresh.registered_at = existing.registered_at
+            fresh.status = existing.status
+            fresh.attributes = {**existing.attributes, **fresh.attributes}
+            fresh.version = existing.version
+        return await self.ctx.store.put_node(fresh)
+
+    def _ensure_runner(self, task_id: str, task: Task | None = None) -> None:
+        runner = self._runners.get(task_id)
+        if runner is not None:
+            runner.poke()
+            return
+        runner = TaskRunner(self.ctx, task_id, task)
+        self._runners[task_id] = runner
+
+        async def run() -> None:
+            try:
+                await runner.run()
+            finally:
+                if self._runners.get(task_id) is runner:
+                    del self._runners[task_id]
+
+        self._supervisor.start(run(), f"task/{task_id}")
+
+    async def _scan(self) -> None:
+        for task in await self.ctx.store.list_tasks(node_id=self.node_id, last_statuses=LIVE):
+            self._ensure_runner(task.task_id, task)
+
+    async def run(self) -> None:
+        """Run until cancelled. Containers keep running when this stops."""
+        store = self.ctx.store
+        await self.register()
+        seq = await store.last_change_seq()
+        await self._scan()
+        self.ready.set()
+        loop = asyncio.get_running_loop()
+        next_resync = loop.time() + self.resync
+        try:
+            while True:
+                new_seq = await store.wait_for_change(seq, max(0.0, next_resync - loop.time()))
+                if new_seq > seq:
+                    for change in await store.changes_since(seq):
+                        if change.kind == "task":
+                            await self._on_task_change(change.key)
+                    seq = new_seq
+                if loop.time() >= next_resync:
+                    next_resync = loop.time() + self.resync
+                    await self._housekeeping()
+        finally:
+            await self._supervisor.close()
+
+    async def _on_task_change(self, task_id: str) -> None:
+        runner = self._runners.get(task_id)
+        if runner is not None:
+            runner.poke()
+            return
+        task = await self.ctx.store.get_task(task_id)
+        if (
+            task is not None
+            and task.node_id == self.node_id
+            and task.last_status != LastStatus.STOPPED
+        ):
+            self._ensure_runner(task_id, task)
+
+    async def _housekeeping(self) -> None:
+        await self._scan()
+        try:
+            node = await self.ctx.store.get_node(self.node_id)
+            if node is not None:
+                node.heartbeat_at = self.ctx.clock.now()
+                await self.ctx.store.put_node(node)
+        except Conflict:
+            pass
+        purged = await self.ctx.store.delete_stopped_tasks(self.ctx.clock.now() - self.retention)
+        for task_id in purged:
+            _remove_tree(self.ctx.layout.task_dir(task_id))
+
+    async def exec(self, task_id: str, container: str | None, exec_spec: ExecSpec) -> ExecProcess:
+        """Start a command inside a running container of a task on this node."""
+        task = await self.ctx.store.get_task(task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        if task.node_id != self.node_id:
+            raise Conflict(f"task {task_id} runs on node {task.node_id}, not this one")
+        name = container or task.containers[0].name
+        try:
+            c = task.container(name)
+        except KeyError:
+            names = ", ".join(x.name for x in task.containers)
+            raise NotFound(f"task {task_id} has no container {name!r} (it has: {names})") from None
+        if c.last_status != ContainerStatus.RUNNING or c.handle is None:
+            raise Conflict(f"container {name!r} is {c.last_status.value}, not RUNNING")
+        runner = self._runners.get(task_id) or TaskRunner(self.ctx, task_id)
+        specs: dict[str, ContainerSpec] = await runner.specs(task)
+        return await self.ctx.driver.exec_process(c.handle, specs[name], exec_spec)
+
+
+def _remove_tree(path: object) -> None:
+    import shutil
+
+    shutil.rmtree(str(path), ignore_errors=True)

@@ -1,0 +1,443 @@
+"""One task's life on this node: activate, start containers in dependency order, watch
+them, stop them in reverse order, record everything.
+
+The runner is level-triggered: each pass re-reads the task from the store and acts on what
+it sees (desired status, container states), so a restarted control plane resumes any task
+wherever it was. Container exits, health changes and store changes only ``poke`` it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hatoba.agent import lifecycle
+from hatoba.agent.health import HealthPolicy, health_argv, health_loop
+from hatoba.agent.specs import SpecError, build_specs, read_environment_files, secret_refs
+from hatoba.controllers.task_updates import mutate_task
+from hatoba.drivers.protocol import ContainerSpec, Driver, ExecProcess, ExecSpec, StartError
+from hatoba.model.clock import Clock
+from hatoba.model.errors import NotFound
+from hatoba.model.layout import DataLayout
+from hatoba.model.task import (
+    ContainerStatus,
+    DesiredStatus,
+    HealthStatus,
+    LastStatus,
+    StopCode,
+    Task,
+)
+from hatoba.model.taskdef import TaskDefinition
+from hatoba.secrets.protocol import SecretResolver, SecretUnavailable
+from hatoba.store.protocol import Store
+from hatoba.supervise import Supervisor
+
+log = logging.getLogger("hatoba.agent")
+
+
+@dataclass
+class RunnerContext:
+    store: Store
+    driver: Driver
+    clock: Clock
+    layout: DataLayout
+    secrets: SecretResolver
+    base_env: dict[str, str]
+    taskdef_cache: dict[str, TaskDefinition] = field(default_factory=dict)
+
+
+class TaskRunner:
+    def __init__(self, ctx: RunnerContext, task_id: str, task: Task | None = None) -> None:
+        self.ctx = ctx
+        self.task_id = task_id
+        self._first: Task | None = task  # as the caller just read it: saves a read
+        self._poke = asyncio.Event()
+        self._children = Supervisor(f"task/{task_id}")
+        self._watched: set[str] = set()
+        self._health: set[str] = set()
+        self._stop_sent: set[str] = set()
+        self._specs: dict[str, ContainerSpec] | None = None
+        self._td: TaskDefinition | None = None
+
+    def poke(self) -> None:
+        self._poke.set()
+
+    # -- helpers -------------------------------------------------------------------------
+    async def _mutate(
+        self, change: Callable[[Task], Task | None], current: Task | None = None
+    ) -> Task:
+        return await mutate_task(self.ctx.store, self.task_id, change, current=current)
+
+    async def _taskdef(self, task: Task) -> TaskDefinition:
+        if self._td is None:
+            self._td = self.ctx.taskdef_cache.get(task.task_definition_arn)
+        if self._td is None:
+            family, rev = task.task_definition_arn.rsplit(":", 1)
+            td = await self.ctx.store.get_task_definition(family, int(rev))
+            if td is None:
+                raise NotFound(f"task definition {task.task_definition_arn} is gone")
+            # a revision's containers never change, so every runner can share it
+            self.ctx.taskdef_cache[td.arn] = td
+            self._td = td
+        return self._td
+
+    async def specs(self, task: Task) -> dict[str, ContainerSpec]:
+        """Resolve env files and secrets (I/O), then build every container's spec."""
+        if self._specs is None:
+            td = await self._taskdef(task)
+            file_env = {}
+            secrets = {}
+            for c in td.container_definitions:
+                file_env[c.name] = read_environment_files(c)
+                refs = secret_refs(c)
+                if refs:
+                    try:
+                        secrets[c.name] = dict(await self.ctx.secrets.resolve(refs))
+                    except SecretUnavailable as exc:
+                        raise SpecError(str(exc)) from exc
+            self._specs = build_specs(
+                td,
+                task,
+                self.ctx.layout,
+                base_env=self.ctx.base_env,
+                file_env=file_env,
+                secrets=secrets,
+            )
+        return self._specs
+
+    # -- the loop ------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            while True:
+                self._poke.clear()
+                task, self._first = self._first, None
+                if task is None:
+                    task = await self.ctx.store.get_task(self.task_id)
+                if task is None or task.last_status == LastStatus.STOPPED:
+                    return
+                deadline = await self._step(task)
+                if deadline is None:
+                    await self._poke.wait()
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._poke.wait(), max(deadline, 0.0))
+        finally:
+            await self._children.close()
+
+    async def _step(self, task: Task) -> float | None:
+        """One level-triggered pass. Returns seconds until something is due, or None."""
+        if (
+            task.desired_status == DesiredStatus.STOPPED
+            or task.last_status.rank >= LastStatus.DEACTIVATING.rank
+        ):
+            await self._stop(task)
+            return None
+        if task.last_status in (LastStatus.PROVISIONING, LastStatus.PENDING):
+            task = await self._mutate(_set_status(LastStatus.ACTIVATING), current=task)
+        try:
+            specs = await self.specs(task)
+        except (SpecError, NotFound) as exc:
+            await self._request_stop(StopCode.TASK_FAILED_TO_START, str(exc))
+            return 0.0
+        await self._adopt(task, specs)
+        task = await self._start_ready(task, specs)
+        return await self._decide(task)
+
+    async def _adopt(self, task: Task, specs: dict[str, ContainerSpec]) -> None:
+        """Watch every started container not yet watched (after a restart: recover it)."""
+        for c in task.containers:
+            if c.last_status != ContainerStatus.RUNNING or c.name in self._watched:
+                continue
+            handle = c.handle or {}
+            if await self.ctx.driver.recover(handle):
+                self._watch(c.name, handle, specs[c.name])
+            else:
+                await self._record_exit(
+                    c.name,
+                    None,
+                    "HostError: the container was lost while the control "
+                    "plane was down (no exit status was recorded)",
+                )
+
+    async def _start_ready(self, task: Task, specs: dict[str, ContainerSpec]) -> Task:
+        deps = self._deps(await self._taskdef(task))
+        while True:
+            ready = lifecycle.startable(task.containers, deps)
+            if not ready:
+                return task
+            started: dict[str, tuple[dict[str, object], int | None]] = {}
+            failed: dict[str, str] = {}
+            results = await asyncio.gather(
+                *(self.ctx.driver.start(specs[n]) for n in ready), return_exceptions=True
+            )
+            for name, res in zip(ready, results, strict=True):
+                if isinstance(res, StartError):
+                    failed[name] = res.reason
+                elif isinstance(res, BaseException):
+                    failed[name] = f"CannotStartContainerError: {res}"
+                else:
+                    pid = res.get("pid")
+                    started[name] = (res, pid if isinstance(pid, int) else None)
+            task = await self._mutate(
+                _record_starts(started, failed, self.ctx.clock.now()), current=task
+            )
+            for name in started:
+                self._watch(name, started[name][0], specs[name])
+            if failed:
+                return task
+
+    def _deps(self, td: TaskDefinition) -> lifecycle.Dependencies:
+        return {
+            c.name: [lifecycle.Dependency(d.container_name, d.condition) for d in c.depends_on]
+            for c in td.container_definitions
+        }
+
+    async def _decide(self, task: Task) -> float | None:
+        """Should the task stop now? Otherwise, when is the next deadline?"""
+        if task.desired_status == DesiredStatus.STOPPED:
+            return 0.0
+        td = await self._taskdef(task)
+        essential = lifecycle.exited_essential(task.containers)
+        if essential is not None:
+            await self._request_stop(
+                StopCode.ESSENTIAL_CONTAINER_EXITED,
+                "Essential container in task exited",
+                exit_container=essential.name,
+            )
+            return 0.0
+        blocked = lifecycle.blocked_forever(task.containers, self._deps(td))
+        if blocked is not None:
+            await self._request_stop(StopCode.TASK_FAILED_TO_START, blocked)
+            return 0.0
+        if lifecycle.all_stopped(task.containers):
+            await self._request_stop(StopCode.ESSENTIAL_CONTAINER_EXITED, "All containers exited")
+            return 0.0
+        if task.last_status.rank < LastStatus.RUNNING.rank and lifecycle.essentials_running(
+            task.containers
+        ):
+            await self._mutate(_mark_running(self.ctx.clock.now()))
+        if task.timeout_seconds is not None and task.started_at is not None:
+            left = task.timeout_seconds - (self.ctx.clock.now() - task.started_at).total_seconds()
+            if left <= 0:
+                await self._request_stop(
+                    StopCode.TASK_TIMED_OUT,
+                    f"Task timed out: exceeded its maximum run time of {task.timeout_seconds:g}s",
+                )
+                return 0.0
+            return left
+        return None
+
+    async def _request_stop(
+        self, code: StopCode, reason: str, exit_container: str | None = None
+    ) -> None:
+        now = self.ctx.clock.now()
+
+        def change(t: Task) -> Task | None:
+            if t.desired_status == DesiredStatus.STOPPED:
+                return None
+            t.desired_status = DesiredStatus.STOPPED
+            t.stop_code = code
+            t.stopped_reason = reason
+            t.stopping_at = now
+            if exit_container is not None:
+                t.exit_container = exit_container
+            return t
+
+        await self._mutate(change)
+        self.poke()
+
+    # -- watching containers -------------------------------------------------------------
+    def _watch(self, name: str, handle: dict[str, object], spec: ContainerSpec) -> None:
+        self._watched.add(name)
+        self._children.start(self._wait_exit(name, handle), f"wait/{name}")
+        td = self._td
+        if td is None:
+            return
+        cdef = next(c for c in td.container_definitions if c.name == name)
+        if cdef.health_check is not None and name not in self._health:
+            self._health.add(name)
+            hc = cdef.health_check
+            policy = HealthPolicy(
+                argv=health_argv(list(hc.command)),
+                interval=float(hc.interval),
+                timeout=float(hc.timeout),
+                retries=hc.retries,
+                start_period=float(hc.start_period),
+            )
+
+            async def start_check(exec_spec: ExecSpec) -> ExecProcess:
+                return await self.ctx.driver.exec_process(handle, spec, exec_spec)
+
+            async def report(status: HealthStatus, failures: int) -> None:
+                await self._record_health(name, status, failures)
+
+            self._children.start(
+                health_loop(policy, start_check, self.ctx.clock, report), f"health/{name}"
+            )
+
+    async def _wait_exit(self, name: str, handle: dict[str, object]) -> None:
+        status = await self.ctx.driver.wait(handle)
+        await self._record_exit(name, status.exit_code, status.reason)
+
+    async def _record_exit(self, name: str, exit_code: int | None, reason: str | None) -> None:
+        now = self.ctx.clock.now()
+
+        def change(t: Task) -> Task:
+            c = t.container(name)
+            c.last_status = ContainerStatus.STOPPED
+            c.exit_code = exit_code
+            c.reason = reason
+            c.stopped_at = now
+            return t
+
+        await self._mutate(change)
+        self.poke()
+
+    async def _record_health(self, name: str, status: HealthStatus, failures: int) -> None:
+        td = self._td
+        checked = {c.name for c in td.container_definitions if c.health_check} if td else set()
+
+        def change(t: Task) -> Task:
+            c = t.container(name)
+            c.health_status = status
+            c.health_failures = failures
+            t.health_status = lifecycle.task_health(t.containers, checked)
+            return t
+
+        await self._mutate(change)
+        self.poke()
+
+    # -- stopping --------------------------------------------------------------------------
+    async def _stop(self, task: Task) -> None:
+        if task.last_status.rank < LastStatus.DEACTIVATING.rank:
+            task = await self._mutate(_set_status(LastStatus.DEACTIVATING))
+        if task.last_status == LastStatus.DEACTIVATING:
+            task = await self._mutate(_set_status(LastStatus.STOPPING))
+        if task.last_status == LastStatus.STOPPING:
+            td = await self._taskdef(task)
+            specs = self._specs or {}
+            if any(c.last_status == ContainerStatus.RUNNING for c in task.containers):
+                try:
+                    specs = await self.specs(task)
+                except SpecError:
+                    specs = {}
+                await self._adopt(task, specs)
+            for wave in lifecycle.stop_waves(task.containers, self._deps(td)):
+                await self._stop_wave(wave)
+            # containers that never started are done
+            now = self.ctx.clock.now()
+
+            def finish_pending(t: Task) -> Task:
+                for c in t.containers:
+                    if c.last_status == ContainerStatus.PENDING:
+                        c.last_status = ContainerStatus.STOPPED
+                        c.stopped_at = now
+                t.last_status = LastStatus.DEPROVISIONING
+                t.execution_stopped_at = now
+                return t
+
+            task = await self._mutate(finish_pending)
+        if task.last_status == LastStatus.DEPROVISIONING:
+            await self._children.close()
+            for c in task.containers:
+                if c.handle:
+                    try:
+                        await self.ctx.driver.destroy(c.handle)
+                    except Exception:
+                        log.exception("task %s: destroying %s failed", task.task_id, c.name)
+            await self._mutate(_set_stopped(self.ctx.clock.now()))
+
+    async def _stop_wave(self, names: list[str]) -> None:
+        while True:
+            task = await self.ctx.store.get_task(self.task_id)
+            if task is None:
+                return
+            running = [
+                c
+                for c in task.containers
+                if c.name in names and c.last_status == ContainerStatus.RUNNING
+            ]
+            if not running:
+                return
+            self._poke.clear()
+            for c in running:
+                if c.name in self._stop_sent:
+                    continue
+                self._stop_sent.add(c.name)
+                spec = (self._specs or {}).get(c.name)
+                signal = spec.stop_signal if spec else "SIGTERM"
+                timeout = spec.stop_timeout if spec else 30.0
+                if c.handle is not None:
+                    await self.ctx.driver.stop(c.handle, signal, timeout)
+            await self._poke.wait()
+
+
+def _record_starts(
+    started: dict[str, tuple[dict[str, object], int | None]],
+    failed: dict[str, str],
+    now: datetime,
+) -> Callable[[Task], Task]:
+    """Record containers that started (handle, pid) or failed to; a failure stops the task
+    with TaskFailedToStart; the task is RUNNING once every essential container runs."""
+
+    def change(t: Task) -> Task:
+        for c in t.containers:
+            if c.name in started:
+                c.handle, c.pid = started[c.name]
+                c.runtime_id = f"{t.task_id}-{c.name}"
+                c.last_status = ContainerStatus.RUNNING
+                c.started_at = now
+            elif c.name in failed:
+                c.reason = failed[c.name]
+                c.last_status = ContainerStatus.STOPPED
+                c.stopped_at = now
+        if failed and t.desired_status == DesiredStatus.RUNNING:
+            t.desired_status = DesiredStatus.STOPPED
+            t.stop_code = StopCode.TASK_FAILED_TO_START
+            t.stopped_reason = next(iter(failed.values()))
+            t.stopping_at = now
+        if (
+            t.last_status.rank < LastStatus.RUNNING.rank
+            and not failed
+            and lifecycle.essentials_running(t.containers)
+        ):
+            t.last_status = LastStatus.RUNNING
+            t.started_at = now
+        return t
+
+    return change
+
+
+def _set_status(status: LastStatus) -> Callable[[Task], Task | None]:
+    def change(t: Task) -> Task | None:
+        if t.last_status.rank >= status.rank:
+            return None
+        t.last_status = status
+        return t
+
+    return change
+
+
+def _mark_running(now: datetime) -> Callable[[Task], Task | None]:
+    def change(t: Task) -> Task | None:
+        if t.last_status.rank >= LastStatus.RUNNING.rank:
+            return None
+        t.last_status = LastStatus.RUNNING
+        t.started_at = now
+        return t
+
+    return change
+
+
+def _set_stopped(now: datetime) -> Callable[[Task], Task]:
+    def change(t: Task) -> Task:
+        t.last_status = LastStatus.STOPPED
+        t.stopped_at = now
+        t.execution_stopped_at = t.execution_stopped_at or now
+        return t
+
+    return change

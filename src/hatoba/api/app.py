@@ -1,0 +1,23 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from hatoba.api import errors, exec_ws, routes
+from hatoba.api.services import ApiServices
+
+
+def create_app(services: ApiServices) -> FastAPI:
+    app = FastAPI(
+        title="hatoba",
+        version=services.version,
+        description="Tasks, task definitions and (soon) services on your own machines, "
+        "with Amazon ECS's vocabulary. Authenticate with `Authorization: Bearer <token>`.",
+    )
+    app.state.services = services
+    errors.install(app)
+    app.include_router(routes.public)
+    app.include_router(routes.router)
+    app.include_router(exec_ws.router)
+    return app

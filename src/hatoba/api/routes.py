@@ -1,0 +1,215 @@
+"""REST endpoints for task definitions and tasks (ECS's names, JSON in camelCase)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from hatoba.api import auth
+from hatoba.api.schemas import (
+    FieldProblem,
+    Health,
+    RegisterResponse,
+    RunFailure,
+    RunTaskBody,
+    RunTaskResponse,
+    StopTaskBody,
+    TaskDefinitionList,
+    TaskList,
+)
+from hatoba.api.services import ApiServices
+from hatoba.controllers.tasks import RunTaskRequest
+from hatoba.logs.reader import TaskLogLine, task_log_lines
+from hatoba.logs.records import NO_EOL
+from hatoba.model.errors import FieldError, ValidationFailed
+from hatoba.model.task import DesiredStatus, LastStatus, Task
+from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
+
+public = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(auth.check)])
+
+
+def services(request: Request) -> ApiServices:
+    svc: ApiServices = request.app.state.services
+    return svc
+
+
+Svc = Annotated[ApiServices, Depends(services)]
+
+
+@public.get("/health", response_model=Health, tags=["system"])
+async def health(svc: Svc) -> Health:
+    return Health(status="ok", version=svc.version, node_id=svc.agent.node_id)
+
+
+# -- task definitions -------------------------------------------------------------------
+@router.post(
+    "/task-definitions",
+    response_model=RegisterResponse,
+    response_model_exclude_none=True,
+    tags=["task definitions"],
+    summary="Register a task definition (AWS ECS RegisterTaskDefinition JSON accepted as is)",
+)
+async def register_task_definition(
+    svc: Svc, body: Annotated[dict[str, Any], Body()]
+) -> RegisterResponse:
+    reg = await svc.task_definitions.register(body)
+    return RegisterResponse(
+        task_definition=reg.task_definition,
+        warnings=[FieldProblem(path=w.path, message=w.message) for w in reg.warnings],
+    )
+
+
+@router.get(
+    "/task-definitions",
+    response_model=TaskDefinitionList,
+    response_model_exclude_none=True,
+    tags=["task definitions"],
+)
+async def list_task_definitions(
+    svc: Svc, family: str | None = None, status: TaskDefinitionStatus | None = None
+) -> TaskDefinitionList:
+    return TaskDefinitionList(
+        task_definitions=await svc.task_definitions.list_definitions(family, status)
+    )
+
+
+@router.get(
+    "/task-definitions/{ref}",
+    response_model=TaskDefinition,
+    response_model_exclude_none=True,
+    tags=["task definitions"],
+)
+async def describe_task_definition(svc: Svc, ref: str) -> TaskDefinition:
+    return await svc.task_definitions.describe(ref)
+
+
+@router.get("/task-definitions/{ref}/export", tags=["task definitions"])
+async def export_task_definition(svc: Svc, ref: str) -> dict[str, Any]:
+    return await svc.task_definitions.export(ref)
+
+
+@router.delete(
+    "/task-definitions/{ref}",
+    response_model=TaskDefinition,
+    response_model_exclude_none=True,
+    tags=["task definitions"],
+)
+async def deregister_task_definition(svc: Svc, ref: str) -> TaskDefinition:
+    return await svc.task_definitions.deregister(ref)
+
+
+# -- tasks ----------------------------------------------------------------------------------
+@router.post(
+    "/tasks", response_model=RunTaskResponse, response_model_exclude_none=True, tags=["tasks"]
+)
+async def run_task(svc: Svc, body: RunTaskBody) -> RunTaskResponse:
+    result = await svc.tasks.run(
+        RunTaskRequest(
+            task_definition=body.task_definition,
+            count=body.count,
+            overrides=body.overrides,
+            started_by=body.started_by,
+            group=body.group,
+            timeout_seconds=body.timeout_seconds,
+            allow_shrink=body.allow_shrink,
+        )
+    )
+    return RunTaskResponse(
+        tasks=result.tasks,
+        failures=[RunFailure(arn=f.arn, reason=f.reason, detail=f.detail) for f in result.failures],
+    )
+
+
+@router.get("/tasks", response_model=TaskList, response_model_exclude_none=True, tags=["tasks"])
+async def list_tasks(
+    svc: Svc,
+    family: str | None = None,
+    desired_status: Annotated[DesiredStatus | None, Query(alias="desiredStatus")] = None,
+    started_by: Annotated[str | None, Query(alias="startedBy")] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+) -> TaskList:
+    return TaskList(
+        tasks=await svc.tasks.list_tasks(
+            family=family, desired_status=desired_status, started_by=started_by, limit=limit
+        )
+    )
+
+
+@router.get("/tasks/{ref}", response_model=Task, response_model_exclude_none=True, tags=["tasks"])
+async def describe_task(svc: Svc, ref: str) -> Task:
+    return await svc.tasks.resolve(ref)
+
+
+@router.post(
+    "/tasks/{ref}/stop", response_model=Task, response_model_exclude_none=True, tags=["tasks"]
+)
+async def stop_task(svc: Svc, ref: str, body: StopTaskBody | None = None) -> Task:
+    return await svc.tasks.stop(ref, body.reason if body else None)
+
+
+@router.get(
+    "/tasks/{ref}/wait", response_model=Task, response_model_exclude_none=True, tags=["tasks"]
+)
+async def wait_task(
+    svc: Svc,
+    ref: str,
+    status: LastStatus = LastStatus.STOPPED,
+    timeout: Annotated[float, Query(ge=0, le=300)] = 30.0,
+) -> Task:
+    """Long poll: returns once lastStatus reached ``status`` (or passed it), or at timeout."""
+    return await svc.tasks.wait_for(ref, status, timeout)
+
+
+def log_line_json(line: TaskLogLine) -> bytes:
+    rec = line.record
+    out: dict[str, Any] = {
+        "timestampNs": rec.timestamp_ns,
+        "container": line.container,
+        "stream": rec.stream_name,
+    }
+    try:
+        out["message"] = rec.data.decode("utf-8")
+    except UnicodeDecodeError:
+        out["messageBase64"] = base64.b64encode(rec.data).decode("ascii")
+    if rec.flags & NO_EOL:
+        out["eol"] = False
+    return json.dumps(out, ensure_ascii=False).encode() + b"\n"
+
+
+@router.get("/tasks/{ref}/logs", tags=["tasks"])
+async def task_logs(
+    svc: Svc,
+    ref: str,
+    follow: bool = False,
+    container: str | None = None,
+    since_ns: Annotated[int | None, Query(alias="sinceNs")] = None,
+) -> StreamingResponse:
+    """NDJSON, one object per line: timestampNs, container, stream, message (UTF-8) or
+    messageBase64 (other bytes), eol=false when the output ended without a newline."""
+    task = await svc.tasks.resolve(ref)
+    names = [c.name for c in task.containers]
+    if container is not None and container not in names:
+        raise ValidationFailed(
+            [FieldError("container", f"no container {container!r}; the task has {names}")]
+        )
+    files = [
+        (n, svc.layout.container_log(task.task_id, n)) for n in names if container in (None, n)
+    ]
+
+    async def finished() -> bool:
+        t = await svc.store.get_task(task.task_id)
+        return t is None or t.last_status == LastStatus.STOPPED
+
+    async def body() -> AsyncIterator[bytes]:
+        async for batch in task_log_lines(
+            files, follow=follow, finished=finished, since_ns=since_ns
+        ):
+            yield b"".join(log_line_json(line) for line in batch)
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")

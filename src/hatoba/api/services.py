@@ -1,0 +1,22 @@
+"""What the API handlers need, handed in by the composition root (server.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hatoba.agent.node_agent import NodeAgent
+from hatoba.controllers.taskdefs import TaskDefinitions
+from hatoba.controllers.tasks import Tasks
+from hatoba.model.layout import DataLayout
+from hatoba.store.protocol import Store
+
+
+@dataclass
+class ApiServices:
+    store: Store
+    layout: DataLayout
+    task_definitions: TaskDefinitions
+    tasks: Tasks
+    agent: NodeAgent
+    token: str
+    version: str

@@ -1,0 +1,1 @@
+"""Level-triggered control: task definitions, run/stop task, and (later) services."""

@@ -1,0 +1,230 @@
+"""RunTask, StopTask, DescribeTasks: the control-plane side of one-off tasks.
+
+RunTask validates the request, places each task with the pure scheduler and records it as
+PENDING on its node; the node's agent takes it from there. Placement failures come back
+structured (``RESOURCE:MEMORY`` ...) instead of as errors, as ECS does, so callers can retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from hatoba.controllers.refs import parse_taskdef_ref
+from hatoba.controllers.task_updates import mutate_task
+from hatoba.model.clock import Clock
+from hatoba.model.errors import Conflict, FieldError, NotFound, ValidationFailed
+from hatoba.model.node import Node, NodeStatus
+from hatoba.model.task import (
+    Container,
+    DesiredStatus,
+    LastStatus,
+    StopCode,
+    Task,
+    TaskOverride,
+)
+from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
+from hatoba.model.taskdef_overrides import apply_overrides, reserved_resources, shrinks
+from hatoba.scheduler.placement import Demand, NodeCapacity, place_many
+from hatoba.store.protocol import Store
+
+
+@dataclass(frozen=True)
+class RunTaskRequest:
+    task_definition: str
+    count: int = 1
+    overrides: TaskOverride = field(default_factory=TaskOverride)
+    started_by: str | None = None
+    group: str | None = None
+    timeout_seconds: float | None = None
+    allow_shrink: bool = False
+
+
+@dataclass(frozen=True)
+class Failure:
+    arn: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class RunTaskResult:
+    tasks: list[Task]
+    failures: list[Failure]
+
+
+def new_task_id() -> str:
+    return secrets.token_hex(16)
+
+
+def _validate_request(req: RunTaskRequest) -> list[FieldError]:
+    errors = []
+    if not 1 <= req.count <= 100:
+        errors.append(FieldError("count", "must be between 1 and 100"))
+    if req.timeout_seconds is not None and req.timeout_seconds <= 0:
+        errors.append(FieldError("timeoutSeconds", "must be > 0"))
+    if req.started_by is not None and len(req.started_by) > 128:
+        errors.append(FieldError("startedBy", "must be at most 128 characters"))
+    return errors
+
+
+def node_capacity(node: Node, reserved: Mapping[str, tuple[int, int]]) -> NodeCapacity:
+    cpu, memory = reserved.get(node.node_id, (0, 0))
+    return NodeCapacity(
+        node_id=node.node_id,
+        cpu=node.cpu,
+        memory=node.memory,
+        used_cpu=cpu,
+        used_memory=memory,
+        accepting=node.status == NodeStatus.ACTIVE,
+    )
+
+
+class Tasks:
+    def __init__(self, store: Store, clock: Clock, *, cluster: str = "default") -> None:
+        self._store = store
+        self._clock = clock
+        self._cluster = cluster
+        self._placement_lock = asyncio.Lock()
+
+    async def run(self, req: RunTaskRequest) -> RunTaskResult:
+        errors = _validate_request(req)
+        family, revision = parse_taskdef_ref(req.task_definition)
+        td = await self._store.get_task_definition(family, revision)
+        if td is None:
+            raise NotFound(f"task definition {req.task_definition} not found")
+        if td.status != TaskDefinitionStatus.ACTIVE:
+            errors.append(
+                FieldError("taskDefinition", f"{td.arn} is {td.status.value}; it cannot run")
+            )
+        try:
+            apply_overrides(td, req.overrides)
+        except ValidationFailed as exc:
+            errors.extend(exc.errors)
+        else:
+            if not req.allow_shrink:
+                errors.extend(
+                    FieldError(e.path, f"{e.message}; set allowShrink (--allow-shrink) to confirm")
+                    for e in shrinks(td, req.overrides)
+                )
+        if errors:
+            raise ValidationFailed(errors, subject="RunTask request")
+
+        cpu, memory = reserved_resources(td, req.overrides)
+        async with self._placement_lock:
+            nodes = await self._store.list_nodes()
+            reserved = await self._store.node_reservations()
+            placements = place_many(
+                Demand(cpu=cpu, memory=memory),
+                req.count,
+                [node_capacity(n, reserved) for n in nodes],
+            )
+            tasks: list[Task] = []
+            failures: list[Failure] = []
+            for p in placements:
+                if p.node_id is None:
+                    detail = "; ".join(f"{r.node_id}: {r.detail}" for r in p.rejections)
+                    failures.append(Failure(td.arn, p.reason, detail or "no nodes registered"))
+                    continue
+                tasks.append(
+                    await self._store.create_task(self._new_task(td, req, p.node_id, cpu, memory))
+                )
+        return RunTaskResult(tasks, failures)
+
+    def _new_task(
+        self, td: TaskDefinition, req: RunTaskRequest, node_id: str, cpu: int, memory: int
+    ) -> Task:
+        containers = [
+            Container(
+                name=c.name,
+                essential=c.essential,
+                cpu=c.cpu,
+                memory=c.memory,
+                memory_reservation=c.memory_reservation,
+            )
+            for c in apply_overrides(td, req.overrides)
+        ]
+        return Task(
+            task_id=new_task_id(),
+            task_definition_arn=td.arn,
+            cluster=self._cluster,
+            node_id=node_id,
+            last_status=LastStatus.PENDING,
+            containers=containers,
+            cpu=cpu,
+            memory=memory,
+            overrides=req.overrides,
+            started_by=req.started_by,
+            group=req.group or f"family:{td.family}",
+            timeout_seconds=req.timeout_seconds,
+            created_at=self._clock.now(),
+        )
+
+    async def resolve(self, ref: str) -> Task:
+        """A task by id or unique id prefix (at least 4 characters)."""
+        task = await self._store.get_task(ref)
+        if task is not None:
+            return task
+        if len(ref) >= 4:
+            found = await self._store.find_tasks_by_prefix(ref, limit=2)
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise Conflict(f"task id prefix {ref!r} is ambiguous")
+        raise NotFound(f"task {ref} not found")
+
+    async def stop(
+        self,
+        ref: str,
+        reason: str | None = None,
+        stop_code: StopCode = StopCode.USER_INITIATED,
+    ) -> Task:
+        task = await self.resolve(ref)
+        now = self._clock.now()
+
+        def change(t: Task) -> Task | None:
+            if t.desired_status == DesiredStatus.STOPPED:
+                return None
+            t.desired_status = DesiredStatus.STOPPED
+            t.stop_code = stop_code
+            t.stopped_reason = reason or "Task stopped by user"
+            t.stopping_at = t.stopping_at or now
+            return t
+
+        return await mutate_task(self._store, task.task_id, change, current=task)
+
+    async def list_tasks(
+        self,
+        *,
+        family: str | None = None,
+        desired_status: DesiredStatus | None = None,
+        started_by: str | None = None,
+        limit: int | None = None,
+    ) -> list[Task]:
+        return await self._store.list_tasks(
+            family=family, desired_status=desired_status, started_by=started_by, limit=limit
+        )
+
+    async def wait_for(self, ref: str, status: LastStatus, timeout: float) -> Task:
+        """Return once the task's lastStatus has reached ``status`` (or passed it), or at
+        ``timeout`` with the task as it is."""
+        task = await self.resolve(ref)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        seq = await self._store.last_change_seq()
+        while task.last_status.rank < status.rank:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            seq = await self._store.wait_for_change(seq, min(left, 1.0))
+            fresh = await self._store.get_task(task.task_id)
+            if fresh is None:
+                raise NotFound(f"task {ref} not found")
+            task = fresh
+        return task
+
+    async def purge_stopped(self, retention: timedelta) -> list[str]:
+        return await self._store.delete_stopped_tasks(self._clock.now() - retention)

@@ -1,0 +1,249 @@
+"""Composition root: builds the store, driver, agent, controllers and API, and runs them
+under one supervisor until asked to stop.
+
+Only one control plane may own a data directory at a time (an exclusive lock on
+``server.lock``); it publishes its URL in ``server.json`` so CLI commands find it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import IO
+
+import uvicorn
+
+from hatoba import __version__
+from hatoba.agent.node_agent import NodeAgent, local_node_id
+from hatoba.agent.runner import RunnerContext
+from hatoba.agent.specs import base_environment
+from hatoba.api.app import create_app
+from hatoba.api.services import ApiServices
+from hatoba.config import Settings
+from hatoba.controllers.taskdefs import TaskDefinitions
+from hatoba.controllers.tasks import Tasks
+from hatoba.drivers.process.driver import ProcessDriver
+from hatoba.model.clock import SystemClock
+from hatoba.model.errors import HatobaError
+from hatoba.model.layout import DataLayout
+from hatoba.secrets.protocol import NoParameterStore
+from hatoba.store.factory import open_store
+
+log = logging.getLogger("hatoba.server")
+
+
+class AlreadyRunning(HatobaError):
+    code = "AlreadyRunning"
+
+
+def ensure_token(layout: DataLayout) -> str:
+    """The API token: generated on first start, kept 0600 in the data directory."""
+    layout.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = layout.token_file
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def acquire_lock(layout: DataLayout) -> IO[str]:
+    """Hold the data directory's lock for as long as the returned file stays open."""
+    layout.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    f = open(layout.lock_file, "a+")  # noqa: SIM115 - kept open while serving
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        f.close()
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            raise AlreadyRunning(running_server_hint(layout)) from None
+        raise
+    return f
+
+
+def running_server_hint(layout: DataLayout) -> str:
+    try:
+        info = json.loads(layout.server_file.read_text())
+        return f"a hatoba server is already running (pid {info['pid']}, {info['url']})"
+    except (OSError, ValueError, KeyError):
+        return "another hatoba control plane holds this data directory"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+@dataclass
+class Running:
+    url: str
+    token: str
+    server: uvicorn.Server
+
+
+@contextlib.asynccontextmanager
+async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
+    """Everything but the HTTP listener: store, driver, agent (running), controllers."""
+    layout = settings.layout
+    store = await open_store(settings.database_url, layout)
+    clock = SystemClock()
+    try:
+        driver = ProcessDriver(layout)
+        ctx = RunnerContext(
+            store=store,
+            driver=driver,
+            clock=clock,
+            layout=layout,
+            secrets=NoParameterStore(),
+            base_env=base_environment(),
+        )
+        agent = NodeAgent(
+            ctx,
+            local_node_id(layout),
+            retention=timedelta(hours=settings.stopped_task_retention_hours),
+        )
+        services = ApiServices(
+            store=store,
+            layout=layout,
+            task_definitions=TaskDefinitions(store),
+            tasks=Tasks(store, clock),
+            agent=agent,
+            token=ensure_token(layout),
+            version=__version__,
+        )
+        agent_task = asyncio.create_task(agent.run(), name="agent")
+        ready = asyncio.create_task(agent.ready.wait())
+        await asyncio.wait({agent_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if agent_task.done():
+            ready.cancel()
+            agent_task.result()  # raises the start-up error
+        try:
+            yield services
+        finally:
+            agent_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await agent_task
+    finally:
+        await store.close()
+
+
+async def serve(
+    settings: Settings,
+    *,
+    on_ready: Callable[[Running], None] | None = None,
+) -> None:
+    """Run the control plane and its API until SIGINT/SIGTERM (or ``server.should_exit``).
+
+    Signal handlers are installed only on the main thread (uvicorn's rule), so the same
+    function serves ``hatoba server`` and the embedded control plane of a CLI command."""
+    layout = settings.layout
+    lock = acquire_lock(layout)
+    try:
+        sock = _bind(settings.host, settings.port)
+        host, port = sock.getsockname()[:2]
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        async with control_plane(settings) as services:
+            app = create_app(services)
+            config = uvicorn.Config(
+                app,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                timeout_graceful_shutdown=2,
+            )
+            server = uvicorn.Server(config)
+            _write_server_file(layout, url)
+            try:
+                if on_ready is not None:
+                    asyncio.get_running_loop().call_soon(
+                        on_ready, Running(url, services.token, server)
+                    )
+                await server.serve(sockets=[sock])
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    layout.server_file.unlink()
+    finally:
+        lock.close()
+
+
+def _write_server_file(layout: DataLayout, url: str) -> None:
+    tmp = layout.server_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    tmp.replace(layout.server_file)
+
+
+class EmbeddedServer:
+    """A control plane in a background thread of this process, for one CLI command."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = Settings(
+            home=settings.home,
+            database_url=settings.database_url,
+            host="127.0.0.1",
+            port=0,
+            stopped_task_retention_hours=settings.stopped_task_retention_hours,
+        )
+        self._ready = threading.Event()
+        self._running: Running | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="hatoba-embedded", daemon=True)
+
+    def _main(self) -> None:
+        def ready(r: Running) -> None:
+            self._running = r
+            self._ready.set()
+
+        try:
+            asyncio.run(serve(self.settings, on_ready=ready))
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def start(self, timeout: float = 30.0) -> Running:
+        self._thread.start()
+        self._ready.wait(timeout)
+        if self._running is None:
+            if self._error is not None:
+                raise self._error
+            raise RuntimeError("embedded control plane did not start")
+        return self._running
+
+    def stop(self) -> None:
+        if self._running is not None:
+            self._running.server.should_exit = True
+        self._thread.join(timeout=15)
+
+
+def data_dir_in_use(layout: DataLayout) -> bool:
+    """True when some process holds the data directory's lock."""
+    if not Path(layout.lock_file).exists():
+        return False
+    with open(layout.lock_file, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return False

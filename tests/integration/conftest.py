@@ -1,0 +1,51 @@
+"""A real control plane in-process: real SQLite, real process driver, real processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hatoba.api.services import ApiServices
+from hatoba.config import Settings
+from hatoba.controllers.tasks import RunTaskRequest
+from hatoba.logs.reader import task_log_lines
+from hatoba.model.task import LastStatus, Task
+from hatoba.server import control_plane
+
+
+@pytest.fixture
+async def cp(tmp_path: Path) -> AsyncIterator[ApiServices]:
+    async with control_plane(Settings(home=tmp_path / "home")) as services:
+        yield services
+
+
+def container(name: str, command: list[str] | str, **extra: Any) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": name, "command": command, "essential": True}
+    if isinstance(command, str):
+        c["shell"] = True
+    c.update(extra)
+    return c
+
+
+async def run_to_end(
+    cp: ApiServices, family: str, containers: list[dict[str, Any]], timeout: float = 20, **req: Any
+) -> Task:
+    await cp.task_definitions.register({"family": family, "containerDefinitions": containers})
+    result = await cp.tasks.run(RunTaskRequest(task_definition=family, **req))
+    assert not result.failures, result.failures
+    return await cp.tasks.wait_for(result.tasks[0].task_id, LastStatus.STOPPED, timeout)
+
+
+async def logs_of(cp: ApiServices, task: Task) -> list[tuple[str, str, bytes]]:
+    files = [(c.name, cp.layout.container_log(task.task_id, c.name)) for c in task.containers]
+
+    async def finished() -> bool:
+        return True
+
+    out = []
+    async for batch in task_log_lines(files, follow=False, finished=finished):
+        out.extend((line.container, line.record.stream_name, line.record.data) for line in batch)
+    return out
