@@ -1,0 +1,1 @@
+"""The ``hatoba`` command line (typer + rich) over ``hatoba.client``."""

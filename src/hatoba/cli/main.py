@@ -1,0 +1,62 @@
+"""The ``hatoba`` command: wires the sub-commands and turns expected errors into one
+``error: ...`` line and exit status 1 instead of a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from hatoba import __version__
+from hatoba.cli import output, server_cmd, taskdefs, tasks
+from hatoba.cli.connection import NoServer
+from hatoba.cli.exec_cmd import exec_
+from hatoba.cli.output import OutputFormat, OutputOption
+from hatoba.cli.run import run
+from hatoba.client import ApiError, ClientError
+
+app = typer.Typer(
+    name="hatoba",
+    help="Run services, workers and one-off tasks on your own machines, the ECS way.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(server_cmd.app, name="server")
+app.add_typer(taskdefs.app, name="taskdef")
+app.add_typer(tasks.app, name="task")
+app.command("run")(run)
+app.command("exec")(exec_)
+
+
+@app.callback()
+def _global(output_: OutputOption = None) -> None:
+    """Options given before the command apply to every command (``hatoba -o json ...``)."""
+    output.set_default_format(output_)
+
+
+@app.command()
+def version(output_: OutputOption = None) -> None:
+    """Print hatoba's version."""
+    if output.output_format(output_) == OutputFormat.JSON:
+        output.print_json({"version": __version__})
+    else:
+        sys.stdout.write(f"hatoba {__version__}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point (``hatoba = hatoba.cli.main:main``)."""
+    try:
+        app(args=argv, prog_name="hatoba")
+    except ApiError as exc:
+        output.error(exc.message, exc.errors)
+        sys.exit(1)
+    except (ClientError, NoServer) as exc:
+        output.error(str(exc))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

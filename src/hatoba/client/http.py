@@ -1,0 +1,265 @@
+"""``HatobaClient``: the REST API as typed Python calls returning hatoba's model objects.
+
+Why a client layer at all: the CLI (and later the web UI, tests, scripts) should see models
+and typed errors, never raw HTTP, so every caller handles failures the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+from urllib.parse import quote
+
+import httpx
+
+from hatoba.client.errors import ApiError, ServerUnavailable
+from hatoba.client.logs import LogLine, parse_ndjson
+from hatoba.model.errors import FieldError
+from hatoba.model.task import DesiredStatus, LastStatus, Task, TaskOverride
+from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
+
+MAX_SERVER_WAIT = 300.0  # the server's long-poll ceiling (GET /v1/tasks/{ref}/wait)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A task RunTask could not place (ECS's ``failures``), e.g. reason ``RESOURCE:MEMORY``."""
+
+    arn: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    tasks: list[Task] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+
+def _ref(ref: str) -> str:
+    return quote(ref, safe=":")
+
+
+class HatobaClient:
+    """Synchronous client for one hatoba control plane (``base_url`` like http://host:7117)."""
+
+    def __init__(self, base_url: str, token: str, timeout: float = 30) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HatobaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ServerUnavailable(f"no hatoba server at {self.base_url} ({exc})") from exc
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(f"lost the connection to {self.base_url} ({exc})") from exc
+        _raise_for_error(response)
+        return response.json()
+
+    # -- system -----------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        body: dict[str, Any] = self._request("GET", "/v1/health", timeout=5)
+        return body
+
+    # -- task definitions -------------------------------------------------------------------
+    def register_task_definition(
+        self, data: dict[str, Any]
+    ) -> tuple[TaskDefinition, list[FieldError]]:
+        body = self._request("POST", "/v1/task-definitions", json=data)
+        warnings = [FieldError(w["path"], w["message"]) for w in body.get("warnings", [])]
+        return TaskDefinition.model_validate(body["taskDefinition"]), warnings
+
+    def list_task_definitions(
+        self, family: str | None = None, status: TaskDefinitionStatus | str | None = None
+    ) -> list[TaskDefinition]:
+        params = {k: str(v) for k, v in {"family": family, "status": status}.items() if v}
+        body = self._request("GET", "/v1/task-definitions", params=params)
+        return [TaskDefinition.model_validate(t) for t in body["taskDefinitions"]]
+
+    def describe_task_definition(self, ref: str) -> TaskDefinition:
+        return TaskDefinition.model_validate(
+            self._request("GET", f"/v1/task-definitions/{_ref(ref)}")
+        )
+
+    def export_task_definition(self, ref: str) -> dict[str, Any]:
+        body: dict[str, Any] = self._request("GET", f"/v1/task-definitions/{_ref(ref)}/export")
+        return body
+
+    def deregister_task_definition(self, ref: str) -> TaskDefinition:
+        return TaskDefinition.model_validate(
+            self._request("DELETE", f"/v1/task-definitions/{_ref(ref)}")
+        )
+
+    # -- tasks ------------------------------------------------------------------------------
+    def run_task(
+        self,
+        task_definition: str,
+        *,
+        count: int = 1,
+        overrides: TaskOverride | None = None,
+        started_by: str | None = None,
+        group: str | None = None,
+        timeout_seconds: float | None = None,
+        allow_shrink: bool = False,
+    ) -> RunResult:
+        payload: dict[str, Any] = {"taskDefinition": task_definition, "count": count}
+        if overrides is not None:
+            payload["overrides"] = overrides.model_dump(
+                mode="json", by_alias=True, exclude_none=True
+            )
+        for key, value in (
+            ("startedBy", started_by),
+            ("group", group),
+            ("timeoutSeconds", timeout_seconds),
+        ):
+            if value is not None:
+                payload[key] = value
+        if allow_shrink:
+            payload["allowShrink"] = True
+        body = self._request("POST", "/v1/tasks", json=payload)
+        return RunResult(
+            tasks=[Task.model_validate(t) for t in body.get("tasks", [])],
+            failures=[
+                Failure(str(f.get("arn", "")), str(f.get("reason", "")), str(f.get("detail", "")))
+                for f in body.get("failures", [])
+            ],
+        )
+
+    def list_tasks(
+        self,
+        *,
+        family: str | None = None,
+        desired_status: DesiredStatus | str | None = None,
+        started_by: str | None = None,
+        limit: int | None = None,
+    ) -> list[Task]:
+        params: dict[str, str] = {}
+        if family:
+            params["family"] = family
+        if desired_status:
+            params["desiredStatus"] = str(desired_status)
+        if started_by:
+            params["startedBy"] = started_by
+        if limit is not None:
+            params["limit"] = str(limit)
+        body = self._request("GET", "/v1/tasks", params=params)
+        return [Task.model_validate(t) for t in body["tasks"]]
+
+    def describe_task(self, ref: str) -> Task:
+        return Task.model_validate(self._request("GET", f"/v1/tasks/{_ref(ref)}"))
+
+    def stop_task(self, ref: str, reason: str | None = None) -> Task:
+        body = {"reason": reason} if reason is not None else {}
+        return Task.model_validate(self._request("POST", f"/v1/tasks/{_ref(ref)}/stop", json=body))
+
+    def wait_task(
+        self, ref: str, status: LastStatus = LastStatus.STOPPED, timeout: float | None = None
+    ) -> Task:
+        """Block until the task's lastStatus reaches (or passes) ``status``.
+
+        Loops the server's long poll (at most 300 s per request) so ``timeout`` may be longer
+        or ``None`` (forever). Returns the task as last seen; check ``last_status`` to tell a
+        timeout from success.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = MAX_SERVER_WAIT if deadline is None else deadline - time.monotonic()
+            poll = max(0.0, min(MAX_SERVER_WAIT, left))
+            task = Task.model_validate(
+                self._request(
+                    "GET",
+                    f"/v1/tasks/{_ref(ref)}/wait",
+                    params={"status": status.value, "timeout": f"{poll:.3f}"},
+                    timeout=poll + self.timeout,
+                )
+            )
+            if task.last_status.rank >= status.rank:
+                return task
+            if deadline is not None and time.monotonic() >= deadline:
+                return task
+
+    def stream_logs(
+        self,
+        ref: str,
+        follow: bool = False,
+        container: str | None = None,
+        since_ns: int | None = None,
+    ) -> Iterator[LogLine]:
+        """The task's output as ``LogLine``s; with ``follow``, until the task has stopped."""
+        params: dict[str, str] = {"follow": "true" if follow else "false"}
+        if container is not None:
+            params["container"] = container
+        if since_ns is not None:
+            params["sinceNs"] = str(since_ns)
+        timeout = httpx.Timeout(self.timeout, read=None if follow else self.timeout)
+        try:
+            with self._http.stream(
+                "GET", f"/v1/tasks/{_ref(ref)}/logs", params=params, timeout=timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise_for_error(response)
+                yield from parse_ndjson(response.iter_lines())
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ServerUnavailable(f"no hatoba server at {self.base_url} ({exc})") from exc
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(f"lost the connection to {self.base_url} ({exc})") from exc
+
+    def exec(
+        self,
+        ref: str,
+        argv: list[str],
+        container: str | None = None,
+        tty: bool = False,
+        stdin: IO[bytes] | None = None,
+        stdout: IO[bytes] | None = None,
+        stderr: IO[bytes] | None = None,
+    ) -> int:
+        """Run ``argv`` inside the task's container; returns its exit code.
+
+        See ``hatoba.client.exec_session`` for the WebSocket protocol and terminal handling.
+        """
+        from hatoba.client.exec_session import run_exec
+
+        return run_exec(
+            self.base_url,
+            self.token,
+            ref,
+            argv,
+            container=container,
+            tty=tty,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+        )
+
+
+def _raise_for_error(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    raise ApiError.from_body(
+        response.status_code, body, response.text.strip() or response.reason_phrase
+    )
