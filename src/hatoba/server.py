@@ -127,7 +127,7 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
             store=store,
             layout=layout,
             task_definitions=TaskDefinitions(store),
-            tasks=Tasks(store, clock),
+            tasks=Tasks(store, clock, on_placed=agent.offer),
             agent=agent,
             token=ensure_token(layout),
             version=__version__,

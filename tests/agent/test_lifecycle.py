@@ -14,7 +14,9 @@ from hatoba.model.task import Container, ContainerStatus, HealthStatus
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def running(name: str, essential: bool = True, health: HealthStatus = HealthStatus.UNKNOWN) -> Container:
+def running(
+    name: str, essential: bool = True, health: HealthStatus = HealthStatus.UNKNOWN
+) -> Container:
     return Container(
         name=name,
         essential=essential,

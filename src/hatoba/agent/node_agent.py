@@ -88,12 +88,20 @@ class NodeAgent:
             fresh.version = existing.version
         return await self.ctx.store.put_node(fresh)
 
-    def _ensure_runner(self, task_id: str, task: Task | None = None) -> None:
+    def offer(self, task: Task) -> None:
+        """A task just placed by this process's controller: start on it at once, without
+        waiting for the change feed to bring it (saves reads on the start path)."""
+        if task.node_id == self.node_id and self.ready.is_set():
+            self._ensure_runner(task.task_id, task, fresh=True)
+
+    def _ensure_runner(
+        self, task_id: str, task: Task | None = None, *, fresh: bool = False
+    ) -> None:
         runner = self._runners.get(task_id)
         if runner is not None:
             runner.poke()
             return
-        runner = TaskRunner(self.ctx, task_id, task)
+        runner = TaskRunner(self.ctx, task_id, task, fresh=fresh)
         self._runners[task_id] = runner
 
         async def run() -> None:

@@ -51,10 +51,14 @@ class RunnerContext:
 
 
 class TaskRunner:
-    def __init__(self, ctx: RunnerContext, task_id: str, task: Task | None = None) -> None:
+    def __init__(
+        self, ctx: RunnerContext, task_id: str, task: Task | None = None, *, fresh: bool = False
+    ) -> None:
         self.ctx = ctx
         self.task_id = task_id
         self._first: Task | None = task  # as the caller just read it: saves a read
+        # created in this process a moment ago: nothing can have been started for it yet
+        self._fresh = fresh
         self._poke = asyncio.Event()
         self._children = Supervisor(f"task/{task_id}")
         self._watched: set[str] = set()
@@ -136,8 +140,9 @@ class TaskRunner:
         ):
             await self._stop(task)
             return None
-        if task.last_status in (LastStatus.PROVISIONING, LastStatus.PENDING):
-            task = await self._mutate(_set_status(LastStatus.ACTIVATING), current=task)
+        # PENDING -> RUNNING in one write: ACTIVATING is where ECS registers load balancer
+        # targets and service discovery; until hatoba has those it passes through it
+        # without a write of its own, which keeps a task's start to one store write.
         try:
             specs = await self.specs(task)
         except (SpecError, NotFound) as exc:
@@ -172,7 +177,7 @@ class TaskRunner:
             started: dict[str, tuple[dict[str, object], int | None]] = {}
             failed: dict[str, str] = {}
             results = await asyncio.gather(
-                *(self.ctx.driver.start(specs[n]) for n in ready), return_exceptions=True
+                *(self._start_one(specs[n]) for n in ready), return_exceptions=True
             )
             for name, res in zip(ready, results, strict=True):
                 if isinstance(res, StartError):
@@ -189,6 +194,15 @@ class TaskRunner:
                 self._watch(name, started[name][0], specs[name])
             if failed:
                 return task
+
+    async def _start_one(self, spec: ContainerSpec) -> dict[str, object]:
+        """Start a container, or adopt the copy an earlier control plane started but did
+        not live to record (only possible for tasks this runner did not see created)."""
+        if not self._fresh:
+            found = await self.ctx.driver.find(spec)
+            if found is not None:
+                return found
+        return await self.ctx.driver.start(spec)
 
     def _deps(self, td: TaskDefinition) -> lifecycle.Dependencies:
         return {
@@ -234,6 +248,8 @@ class TaskRunner:
     async def _request_stop(
         self, code: StopCode, reason: str, exit_container: str | None = None
     ) -> None:
+        """The runner decided the task must stop: desired STOPPED and lastStatus STOPPING in
+        one write (DEACTIVATING has nothing to do until hatoba has load balancers)."""
         now = self.ctx.clock.now()
 
         def change(t: Task) -> Task | None:
@@ -243,6 +259,8 @@ class TaskRunner:
             t.stop_code = code
             t.stopped_reason = reason
             t.stopping_at = now
+            if t.last_status.rank < LastStatus.STOPPING.rank:
+                t.last_status = LastStatus.STOPPING
             if exit_container is not None:
                 t.exit_container = exit_container
             return t
@@ -313,43 +331,31 @@ class TaskRunner:
 
     # -- stopping --------------------------------------------------------------------------
     async def _stop(self, task: Task) -> None:
-        if task.last_status.rank < LastStatus.DEACTIVATING.rank:
-            task = await self._mutate(_set_status(LastStatus.DEACTIVATING))
-        if task.last_status == LastStatus.DEACTIVATING:
-            task = await self._mutate(_set_status(LastStatus.STOPPING))
-        if task.last_status == LastStatus.STOPPING:
-            td = await self._taskdef(task)
-            specs = self._specs or {}
-            if any(c.last_status == ContainerStatus.RUNNING for c in task.containers):
+        """Stop containers in reverse dependency order, then release their resources.
+
+        Persisted: STOPPING, then STOPPED once everything is gone. DEACTIVATING and
+        DEPROVISIONING are passed through without writes of their own while there is no
+        load balancer to deregister from and nothing to release but local cgroups."""
+        if task.last_status.rank < LastStatus.STOPPING.rank:
+            task = await self._mutate(_set_status(LastStatus.STOPPING), current=task)
+        td = await self._taskdef(task)
+        if any(c.last_status == ContainerStatus.RUNNING for c in task.containers):
+            try:
+                specs = await self.specs(task)
+            except SpecError:
+                specs = {}
+            await self._adopt(task, specs)
+        for wave in lifecycle.stop_waves(task.containers, self._deps(td)):
+            await self._stop_wave(wave)
+        await self._children.close()
+        fresh = await self.ctx.store.get_task(self.task_id)
+        for c in (fresh or task).containers:
+            if c.handle:
                 try:
-                    specs = await self.specs(task)
-                except SpecError:
-                    specs = {}
-                await self._adopt(task, specs)
-            for wave in lifecycle.stop_waves(task.containers, self._deps(td)):
-                await self._stop_wave(wave)
-            # containers that never started are done
-            now = self.ctx.clock.now()
-
-            def finish_pending(t: Task) -> Task:
-                for c in t.containers:
-                    if c.last_status == ContainerStatus.PENDING:
-                        c.last_status = ContainerStatus.STOPPED
-                        c.stopped_at = now
-                t.last_status = LastStatus.DEPROVISIONING
-                t.execution_stopped_at = now
-                return t
-
-            task = await self._mutate(finish_pending)
-        if task.last_status == LastStatus.DEPROVISIONING:
-            await self._children.close()
-            for c in task.containers:
-                if c.handle:
-                    try:
-                        await self.ctx.driver.destroy(c.handle)
-                    except Exception:
-                        log.exception("task %s: destroying %s failed", task.task_id, c.name)
-            await self._mutate(_set_stopped(self.ctx.clock.now()))
+                    await self.ctx.driver.destroy(c.handle)
+                except Exception:
+                    log.exception("task %s: destroying %s failed", task.task_id, c.name)
+        await self._mutate(_set_stopped(self.ctx.clock.now()), current=fresh)
 
     async def _stop_wave(self, names: list[str]) -> None:
         while True:
@@ -435,6 +441,10 @@ def _mark_running(now: datetime) -> Callable[[Task], Task | None]:
 
 def _set_stopped(now: datetime) -> Callable[[Task], Task]:
     def change(t: Task) -> Task:
+        for c in t.containers:  # containers that never started are done too
+            if c.last_status == ContainerStatus.PENDING:
+                c.last_status = ContainerStatus.STOPPED
+                c.stopped_at = now
         t.last_status = LastStatus.STOPPED
         t.stopped_at = now
         t.execution_stopped_at = t.execution_stopped_at or now

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -84,10 +84,20 @@ def node_capacity(node: Node, reserved: Mapping[str, tuple[int, int]]) -> NodeCa
 
 
 class Tasks:
-    def __init__(self, store: Store, clock: Clock, *, cluster: str = "default") -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        cluster: str = "default",
+        on_placed: Callable[[Task], None] | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._cluster = cluster
+        # tells an agent in this process about a new task without a round trip through
+        # the change feed; other agents learn from the feed as usual
+        self._on_placed = on_placed
         self._placement_lock = asyncio.Lock()
 
     async def run(self, req: RunTaskRequest) -> RunTaskResult:
@@ -129,9 +139,12 @@ class Tasks:
                     detail = "; ".join(f"{r.node_id}: {r.detail}" for r in p.rejections)
                     failures.append(Failure(td.arn, p.reason, detail or "no nodes registered"))
                     continue
-                tasks.append(
-                    await self._store.create_task(self._new_task(td, req, p.node_id, cpu, memory))
+                task = await self._store.create_task(
+                    self._new_task(td, req, p.node_id, cpu, memory)
                 )
+                tasks.append(task)
+                if self._on_placed is not None:
+                    self._on_placed(task)
         return RunTaskResult(tasks, failures)
 
     def _new_task(

@@ -151,6 +151,10 @@ class FakeDriver:
     async def recover(self, handle: Handle) -> bool:
         return handle["key"] in self.containers
 
+    async def find(self, spec: ContainerSpec) -> Handle | None:
+        c = self.containers.get(f"{spec.task_id}/{spec.name}")
+        return None if c is None else c.handle
+
     def is_running(self, handle: Handle) -> bool:
         c = self.containers.get(handle["key"])
         return c is not None and not c.exited.done()

@@ -113,6 +113,12 @@ class Driver(Protocol):
         it); False when it is gone without a trace (the task is lost)."""
         ...
 
+    async def find(self, spec: ContainerSpec) -> Handle | None:
+        """A container this driver already started for ``spec`` (same task and name) whose
+        handle the control plane never saved, e.g. it died right after starting it; None
+        when there is none. Lets the agent adopt instead of starting a second copy."""
+        ...
+
     def is_running(self, handle: Handle) -> bool:
         """Cheap, synchronous check that the container has not exited yet."""
         ...

@@ -45,7 +45,9 @@ class LogRecord:
         return "stderr" if self.stream == STDERR else "stdout"
 
     def encode(self) -> bytes:
-        return HEADER.pack(self.timestamp_ns, len(self.data), self.stream, self.flags, 0) + self.data
+        return (
+            HEADER.pack(self.timestamp_ns, len(self.data), self.stream, self.flags, 0) + self.data
+        )
 
 
 def decode(buffer: bytes | memoryview, offset: int = 0) -> tuple[list[LogRecord], int]:

@@ -89,9 +89,7 @@ def rejections_for(demand: Demand, node: NodeCapacity) -> list[Rejection]:
         )
     taken = sorted(demand.host_ports & node.used_ports)
     if taken:
-        out.append(
-            Rejection(node.node_id, "RESOURCE:PORTS", f"host ports in use: {taken}")
-        )
+        out.append(Rejection(node.node_id, "RESOURCE:PORTS", f"host ports in use: {taken}"))
     return out
 
 
@@ -125,9 +123,7 @@ def reserve(node: NodeCapacity, demand: Demand) -> NodeCapacity:
     )
 
 
-def place_many(
-    demand: Demand, count: int, nodes: Sequence[NodeCapacity]
-) -> list[Placement]:
+def place_many(demand: Demand, count: int, nodes: Sequence[NodeCapacity]) -> list[Placement]:
     """Place ``count`` copies, each seeing the capacity the previous ones took."""
     current = {n.node_id: n for n in nodes}
     out: list[Placement] = []
