@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 
+from hatoba.client.http import no_delay_transport
+
 SERVER = (
-    "import asyncio; from hatoba.config import Settings; from hatoba.server import serve;"
-    "asyncio.run(serve(Settings.from_env()))"
+    "import asyncio; from hatoba.config import Settings; from hatoba.server import run_server;"
+    "run_server(Settings.from_env())"
 )
 
 
@@ -38,7 +40,10 @@ class BenchServer:
                 time.sleep(0.05)
         token = (self.home / "token").read_text().strip()
         self.http = httpx.Client(
-            base_url=info["url"], headers={"Authorization": f"Bearer {token}"}, timeout=60
+            base_url=info["url"],
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+            transport=no_delay_transport(),
         )
 
     def call(self, method: str, path: str, **kw: Any) -> Any:

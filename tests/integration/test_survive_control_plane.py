@@ -17,8 +17,8 @@ import pytest
 
 SERVER = (
     "import asyncio, logging; logging.basicConfig(level=logging.INFO);"
-    "from hatoba.config import Settings; from hatoba.server import serve;"
-    "asyncio.run(serve(Settings.from_env()))"
+    "from hatoba.config import Settings; from hatoba.server import run_server;"
+    "run_server(Settings.from_env())"
 )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import sys
@@ -35,7 +34,7 @@ def server(
     """Run the control plane: API, scheduler, and the agent for this machine."""
     if ctx.invoked_subcommand is not None:
         return
-    from hatoba.server import AlreadyRunning, serve
+    from hatoba.server import AlreadyRunning, run_server
 
     settings = Settings.from_env()
     settings = dataclasses.replace(
@@ -55,7 +54,7 @@ def server(
         output.info(f"API token file: {settings.layout.token_file}")
 
     try:
-        asyncio.run(serve(settings, on_ready=ready))
+        run_server(settings, on_ready=ready)
     except AlreadyRunning as exc:
         raise output.fail(str(exc)) from None
     except OSError as exc:

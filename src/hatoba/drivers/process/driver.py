@@ -120,11 +120,17 @@ class ProcessDriver:
         user = resolve_user(spec.user) if spec.user else None
         env = workload_env(spec.env, user)
         check_cwd(spec.cwd)
-        resolve_executable(spec.argv[0], env["PATH"], spec.cwd)
+        if "/" in spec.argv[0]:  # one stat, for Docker's exact wording of a bad path
+            resolve_executable(spec.argv[0], env["PATH"], spec.cwd)
+        # A bare name is looked up by the shim's own execvp; a failure comes back as
+        # "failed exec ENOENT" and becomes the same ECS-style reason, so no PATH search
+        # (a stat per PATH entry) sits on every start.
         state_dir = spec.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            state_dir.mkdir(parents=True)
+        except FileExistsError:  # a restart of the same container: clear the last run's state
+            _remove_state_files(state_dir, keep_dir=True)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_state_files(state_dir, keep_dir=True)
         dirs = self._create_cgroups(spec)
         try:
             memory_rlimit = spec.memory if self._version is cgroups.CgroupVersion.NONE else None
