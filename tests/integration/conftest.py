@@ -14,11 +14,21 @@ from hatoba.controllers.tasks import RunTaskRequest
 from hatoba.logs.reader import task_log_lines
 from hatoba.model.task import LastStatus, Task
 from hatoba.server import control_plane
+from tests.conftest import _admin, pg_url
 
 
 @pytest.fixture
 async def cp(tmp_path: Path) -> AsyncIterator[ApiServices]:
     async with control_plane(Settings(home=tmp_path / "home")) as services:
+        yield services
+
+
+@pytest.fixture
+async def cp_pg(tmp_path: Path, pg_database: str) -> AsyncIterator[ApiServices]:
+    """The same control plane on PostgreSQL (a fresh schema per test)."""
+    await _admin("DROP SCHEMA public CASCADE; CREATE SCHEMA public", database=pg_database)
+    settings = Settings(home=tmp_path / "home", database_url=pg_url(pg_database))
+    async with control_plane(settings) as services:
         yield services
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import _admin, pg_url
+
 SERVER = (
     "import asyncio, logging; logging.basicConfig(level=logging.INFO);"
     "from hatoba.config import Settings; from hatoba.server import run_server;"
@@ -23,13 +26,16 @@ SERVER = (
 
 
 class Server:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, database_url: str | None = None) -> None:
         self.home = home
+        self.database_url = database_url
         self.proc: subprocess.Popen[bytes] | None = None
         self.http: httpx.Client | None = None
 
     def start(self) -> None:
         env = {**os.environ, "HATOBA_HOME": str(self.home), "HATOBA_PORT": "0"}
+        if self.database_url:
+            env["HATOBA_DATABASE_URL"] = self.database_url
         (self.home / "server.json").unlink(missing_ok=True)
         with open(self.home.parent / "server.log", "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-c", SERVER], env=env, stderr=log)
@@ -71,9 +77,14 @@ class Server:
         return r.json()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path / "home")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    url = None
+    if request.param == "postgresql":
+        name = request.getfixturevalue("pg_database")
+        asyncio.run(_admin("DROP SCHEMA public CASCADE; CREATE SCHEMA public", database=name))
+        url = pg_url(name)
+    s = Server(tmp_path / "home", url)
     s.home.mkdir()
     yield s
     s.stop()

@@ -8,23 +8,19 @@ PostgreSQL is unreachable the tests fail, unless HATOBA_TEST_SKIP_PG=1.
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from hatoba.model.node import Node
 from hatoba.model.task import Task
 from hatoba.model.taskdef import TaskDefinition
 from hatoba.store.sql import SqlStore
+from tests.conftest import PG_HOST, _admin
 
-PG_HOST = "127.0.0.1"
-PG_ADMIN_DB = "test"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -49,27 +45,6 @@ def make_node(node_id: str, **fields: Any) -> Node:
         heartbeat_at=T0,
         **fields,
     )
-
-
-async def _admin(sql: str, database: str = PG_ADMIN_DB) -> None:
-    conn = await asyncpg.connect(host=PG_HOST, user="postgres", database=database, timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    if os.environ.get("HATOBA_TEST_SKIP_PG") == "1":
-        pytest.skip("HATOBA_TEST_SKIP_PG=1")
-    name = f"hatoba_test_{secrets.token_hex(6)}"
-    try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError, TimeoutError) as e:
-        pytest.fail(f"PostgreSQL at {PG_HOST}:5432 unreachable ({e}); set HATOBA_TEST_SKIP_PG=1")
-    yield name
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -128,7 +128,8 @@ class TaskRunner:
                     await self._poke.wait()
                 else:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._poke.wait(), max(deadline, 0.0))
+                        async with asyncio.timeout(max(deadline, 0.0)):
+                            await self._poke.wait()
         finally:
             await self._children.close()
 

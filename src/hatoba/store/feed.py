@@ -34,9 +34,14 @@ class ChangeNotifier:
 
     @staticmethod
     async def wait(event: asyncio.Event, seconds: float) -> bool:
-        """Wait for ``event`` (from ``snapshot``) up to ``seconds``; True if it fired."""
+        """Wait for ``event`` (from ``snapshot``) up to ``seconds``; True if it fired.
+
+        ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` can turn the
+        caller's own cancellation into a TimeoutError when it lands as the timeout fires,
+        which swallowed the shutdown of loops waiting here."""
         try:
-            await asyncio.wait_for(event.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await event.wait()
         except TimeoutError:
             return False
         return True

@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, select
 
@@ -64,8 +64,19 @@ class PostgresRunner:
         self.engine = postgres_engine(url)
         self._clock = clock
         self._on_commit = on_commit
+        self._inflight: set[asyncio.Task[Any]] = set()
 
     async def run(self, fn: Callable[[Tx], T], *, write: bool) -> T:
+        """Run ``fn`` in a transaction. A cancelled caller does not cancel the database
+        call: cancelling asyncpg mid-query leaves the pooled connection busy, and the
+        rollback that follows then waits forever. The call finishes (commit or rollback)
+        on its own; the caller just stops waiting for it."""
+        task = asyncio.ensure_future(self._run(fn))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(task)
+
+    async def _run(self, fn: Callable[[Tx], T]) -> T:
         def call(conn: Connection) -> tuple[T, int]:
             tx = Tx(conn, self._clock(), postgres=True)
             return fn(tx), tx.last_seq
@@ -77,6 +88,8 @@ class PostgresRunner:
         return result
 
     async def close(self) -> None:
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=10)
         await self.engine.dispose()
 
 
