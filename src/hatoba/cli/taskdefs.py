@@ -19,7 +19,7 @@ app = typer.Typer(help="Register and inspect task definitions (ECS JSON accepted
 
 
 def load_document(path: str) -> dict[str, Any]:
-    """JSON (or YAML, when ruamel.yaml is installed) from a file or ``-`` (stdin)."""
+    """JSON or YAML from a file or ``-`` (stdin)."""
     name = "stdin" if path == "-" else path
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
@@ -44,11 +44,9 @@ def _load_json(text: str, name: str) -> Any:
 
 
 def _load_yaml(text: str, name: str) -> Any:
-    try:
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import YAMLError
-    except ImportError:
-        return _load_json(text, name)
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     try:
         return YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
