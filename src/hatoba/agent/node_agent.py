@@ -2,7 +2,8 @@
 keeps one ``TaskRunner`` per live task, woken by the store's change feed.
 
 Level-triggered: besides reacting to changes, it rescans its tasks every ``resync``
-seconds, so a missed wake-up costs latency, never correctness.
+seconds, so a missed wake-up costs latency, never correctness. A change this process made
+comes off the feed with the task as committed, which goes to the runner as it is (no read).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hatoba.model.errors import Conflict, NotFound
 from hatoba.model.layout import DataLayout
 from hatoba.model.node import Node
 from hatoba.model.task import ContainerStatus, LastStatus, Task
+from hatoba.store.protocol import Change
 from hatoba.supervise import Supervisor
 
 log = logging.getLogger("hatoba.agent")
@@ -99,7 +101,7 @@ class NodeAgent:
     ) -> None:
         runner = self._runners.get(task_id)
         if runner is not None:
-            runner.poke()
+            runner.poke(task)
             return
         runner = TaskRunner(self.ctx, task_id, task, fresh=fresh)
         self._runners[task_id] = runner
@@ -132,7 +134,7 @@ class NodeAgent:
                 if new_seq > seq:
                     for change in await store.changes_since(seq):
                         if change.kind == "task":
-                            await self._on_task_change(change.key)
+                            await self._on_task_change(change)
                     seq = new_seq
                 if loop.time() >= next_resync:
                     next_resync = loop.time() + self.resync
@@ -140,18 +142,26 @@ class NodeAgent:
         finally:
             await self._supervisor.close()
 
-    async def _on_task_change(self, task_id: str) -> None:
+    async def _on_task_change(self, change: Change) -> None:
+        task_id = change.key
+        task = change.value if isinstance(change.value, Task) else None
         runner = self._runners.get(task_id)
         if runner is not None:
-            runner.poke()
+            runner.poke(task)  # None: the runner reads the store
             return
-        task = await self.ctx.store.get_task(task_id)
+        if task is None:
+            task = await self.ctx.store.get_task(task_id)
         if (
             task is not None
             and task.node_id == self.node_id
             and task.last_status != LastStatus.STOPPED
         ):
-            self._ensure_runner(task_id, task)
+            # A task this process just created (the feed has it at version 1, and only
+            # this process's commits come with their value) has had nothing started for
+            # it yet, exactly as one handed over by ``offer``: no search for a copy that
+            # an earlier control plane may have started. The feed can bring it first.
+            fresh = task is change.value and task.version == 1
+            self._ensure_runner(task_id, task, fresh=fresh)
 
     async def _housekeeping(self) -> None:
         await self._scan()

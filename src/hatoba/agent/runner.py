@@ -1,9 +1,13 @@
 """One task's life on this node: activate, start containers in dependency order, watch
 them, stop them in reverse order, record everything.
 
-The runner is level-triggered: each pass re-reads the task from the store and acts on what
-it sees (desired status, container states), so a restarted control plane resumes any task
-wherever it was. Container exits, health changes and store changes only ``poke`` it.
+The runner is level-triggered: each pass acts on the task as the store last had it (desired
+status, container states), so a restarted control plane resumes any task wherever it was.
+Container exits, health changes and store changes only ``poke`` it. It keeps the newest
+version it knows of: the one it wrote last, or one the change feed handed over as committed
+by this process; a poke without a version (someone else wrote) makes the next pass re-read.
+Writes are compare-and-set, so acting on a version that turns out to be old costs a retry,
+never a lost update.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from hatoba.model.clock import Clock
 from hatoba.model.errors import NotFound
 from hatoba.model.layout import DataLayout
 from hatoba.model.task import (
+    Container,
     ContainerStatus,
     DesiredStatus,
     HealthStatus,
@@ -56,7 +61,8 @@ class TaskRunner:
     ) -> None:
         self.ctx = ctx
         self.task_id = task_id
-        self._first: Task | None = task  # as the caller just read it: saves a read
+        self._known: Task | None = task  # the newest version known; saves reads
+        self._stale = task is None  # the store may hold a newer version: read it
         # created in this process a moment ago: nothing can have been started for it yet
         self._fresh = fresh
         self._poke = asyncio.Event()
@@ -67,14 +73,38 @@ class TaskRunner:
         self._specs: dict[str, ContainerSpec] | None = None
         self._td: TaskDefinition | None = None
 
-    def poke(self) -> None:
+    def poke(self, task: Task | None = None) -> None:
+        """Something changed: ``task`` is the version as just committed or read, None
+        when unknown (the next pass reads the store)."""
+        if task is None:
+            self._stale = True
+        elif not self._learn(task):
+            return  # a version it already has (the feed's echo of its own write): no news
         self._poke.set()
 
+    def _learn(self, task: Task) -> bool:
+        """Keep ``task`` if it is newer than the version known; True if it was."""
+        if self._known is None or task.version > self._known.version:
+            self._known = task
+            return True
+        return False
+
     # -- helpers -------------------------------------------------------------------------
+    async def _current(self) -> Task | None:
+        """The newest version known, read from the store when it may be out of date."""
+        if self._stale or self._known is None:
+            self._stale = False
+            self._known = await self.ctx.store.get_task(self.task_id)
+        return self._known
+
     async def _mutate(
         self, change: Callable[[Task], Task | None], current: Task | None = None
     ) -> Task:
-        return await mutate_task(self.ctx.store, self.task_id, change, current=current)
+        if current is None and not self._stale:
+            current = self._known
+        task = await mutate_task(self.ctx.store, self.task_id, change, current=current)
+        self._learn(task)
+        return task
 
     async def _taskdef(self, task: Task) -> TaskDefinition:
         if self._td is None:
@@ -118,9 +148,7 @@ class TaskRunner:
         try:
             while True:
                 self._poke.clear()
-                task, self._first = self._first, None
-                if task is None:
-                    task = await self.ctx.store.get_task(self.task_id)
+                task = await self._current()
                 if task is None or task.last_status == LastStatus.STOPPED:
                     return
                 deadline = await self._step(task)
@@ -216,20 +244,9 @@ class TaskRunner:
         if task.desired_status == DesiredStatus.STOPPED:
             return 0.0
         td = await self._taskdef(task)
-        essential = lifecycle.exited_essential(task.containers)
-        if essential is not None:
-            await self._request_stop(
-                StopCode.ESSENTIAL_CONTAINER_EXITED,
-                "Essential container in task exited",
-                exit_container=essential.name,
-            )
-            return 0.0
-        blocked = lifecycle.blocked_forever(task.containers, self._deps(td))
-        if blocked is not None:
-            await self._request_stop(StopCode.TASK_FAILED_TO_START, blocked)
-            return 0.0
-        if lifecycle.all_stopped(task.containers):
-            await self._request_stop(StopCode.ESSENTIAL_CONTAINER_EXITED, "All containers exited")
+        must_stop = _stop_reason(task.containers, self._deps(td))
+        if must_stop is not None:
+            await self._request_stop(*must_stop)
             return 0.0
         if task.last_status.rank < LastStatus.RUNNING.rank and lifecycle.essentials_running(
             task.containers
@@ -256,18 +273,11 @@ class TaskRunner:
         def change(t: Task) -> Task | None:
             if t.desired_status == DesiredStatus.STOPPED:
                 return None
-            t.desired_status = DesiredStatus.STOPPED
-            t.stop_code = code
-            t.stopped_reason = reason
-            t.stopping_at = now
-            if t.last_status.rank < LastStatus.STOPPING.rank:
-                t.last_status = LastStatus.STOPPING
-            if exit_container is not None:
-                t.exit_container = exit_container
+            _apply_stop(t, (code, reason, exit_container), now)
             return t
 
         await self._mutate(change)
-        self.poke()
+        self._poke.set()  # _mutate already knows the version it wrote
 
     # -- watching containers -------------------------------------------------------------
     def _watch(self, name: str, handle: dict[str, object], spec: ContainerSpec) -> None:
@@ -303,7 +313,10 @@ class TaskRunner:
         await self._record_exit(name, status.exit_code, status.reason)
 
     async def _record_exit(self, name: str, exit_code: int | None, reason: str | None) -> None:
+        """Record a container's exit and, in the same write, the stop request it implies
+        (``_decide`` would make it on the next pass: this saves a write per task)."""
         now = self.ctx.clock.now()
+        deps = self._deps(self._td) if self._td is not None else None
 
         def change(t: Task) -> Task:
             c = t.container(name)
@@ -311,10 +324,20 @@ class TaskRunner:
             c.exit_code = exit_code
             c.reason = reason
             c.stopped_at = now
+            # only once every container has started: before that, _step may still start
+            # one (a dependency just completed) before it decides
+            if (
+                deps is not None
+                and t.desired_status != DesiredStatus.STOPPED
+                and all(x.last_status != ContainerStatus.PENDING for x in t.containers)
+            ):
+                must_stop = _stop_reason(t.containers, deps)
+                if must_stop is not None:
+                    _apply_stop(t, must_stop, now)
             return t
 
         await self._mutate(change)
-        self.poke()
+        self._poke.set()
 
     async def _record_health(self, name: str, status: HealthStatus, failures: int) -> None:
         td = self._td
@@ -328,7 +351,7 @@ class TaskRunner:
             return t
 
         await self._mutate(change)
-        self.poke()
+        self._poke.set()
 
     # -- stopping --------------------------------------------------------------------------
     async def _stop(self, task: Task) -> None:
@@ -349,7 +372,7 @@ class TaskRunner:
         for wave in lifecycle.stop_waves(task.containers, self._deps(td)):
             await self._stop_wave(wave)
         await self._children.close()
-        fresh = await self.ctx.store.get_task(self.task_id)
+        fresh = await self._current()
         for c in (fresh or task).containers:
             if c.handle:
                 try:
@@ -360,7 +383,8 @@ class TaskRunner:
 
     async def _stop_wave(self, names: list[str]) -> None:
         while True:
-            task = await self.ctx.store.get_task(self.task_id)
+            self._poke.clear()  # before looking: a poke while we look is not lost
+            task = await self._current()
             if task is None:
                 return
             running = [
@@ -370,7 +394,6 @@ class TaskRunner:
             ]
             if not running:
                 return
-            self._poke.clear()
             for c in running:
                 if c.name in self._stop_sent:
                     continue
@@ -381,6 +404,40 @@ class TaskRunner:
                 if c.handle is not None:
                     await self.ctx.driver.stop(c.handle, signal, timeout)
             await self._poke.wait()
+
+
+StopRequest = tuple[StopCode, str, str | None]  # stop code, reason, exit container
+
+
+def _stop_reason(containers: list[Container], deps: lifecycle.Dependencies) -> StopRequest | None:
+    """Must a task whose containers are in these states stop (and why)?"""
+    essential = lifecycle.exited_essential(containers)
+    if essential is not None:
+        return (
+            StopCode.ESSENTIAL_CONTAINER_EXITED,
+            "Essential container in task exited",
+            essential.name,
+        )
+    blocked = lifecycle.blocked_forever(containers, deps)
+    if blocked is not None:
+        return StopCode.TASK_FAILED_TO_START, blocked, None
+    if lifecycle.all_stopped(containers):
+        return StopCode.ESSENTIAL_CONTAINER_EXITED, "All containers exited", None
+    return None
+
+
+def _apply_stop(t: Task, request: StopRequest, now: datetime) -> None:
+    """Desired STOPPED and lastStatus STOPPING in one write (DEACTIVATING has nothing to
+    do until hatoba has load balancers)."""
+    code, reason, exit_container = request
+    t.desired_status = DesiredStatus.STOPPED
+    t.stop_code = code
+    t.stopped_reason = reason
+    t.stopping_at = now
+    if t.last_status.rank < LastStatus.STOPPING.rank:
+        t.last_status = LastStatus.STOPPING
+    if exit_container is not None:
+        t.exit_container = exit_container
 
 
 def _record_starts(

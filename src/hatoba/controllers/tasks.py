@@ -103,9 +103,24 @@ class Tasks:
     async def run(self, req: RunTaskRequest) -> RunTaskResult:
         errors = _validate_request(req)
         family, revision = parse_taskdef_ref(req.task_definition)
-        td = await self._store.get_task_definition(family, revision)
-        if td is None:
-            raise NotFound(f"task definition {req.task_definition} not found")
+        async with self._placement_lock:
+            # the task definition, nodes and reservations in one store call: each call is a
+            # hop to the store's thread and back, the larger part of a small read's cost
+            td, nodes, reserved = await self._store.placement_inputs(family, revision)
+            if td is None:
+                raise NotFound(f"task definition {req.task_definition} not found")
+            return await self._place(req, td, nodes, reserved, errors)
+
+    async def _place(
+        self,
+        req: RunTaskRequest,
+        td: TaskDefinition,
+        nodes: list[Node],
+        reserved: Mapping[str, tuple[int, int]],
+        errors: list[FieldError],
+    ) -> RunTaskResult:
+        """Validate against ``td`` and place; the caller holds the placement lock, so
+        ``reserved`` stays true until the tasks placed here are created."""
         if td.status != TaskDefinitionStatus.ACTIVE:
             errors.append(
                 FieldError("taskDefinition", f"{td.arn} is {td.status.value}; it cannot run")
@@ -124,27 +139,22 @@ class Tasks:
             raise ValidationFailed(errors, subject="RunTask request")
 
         cpu, memory = reserved_resources(td, req.overrides)
-        async with self._placement_lock:
-            nodes = await self._store.list_nodes()
-            reserved = await self._store.node_reservations()
-            placements = place_many(
-                Demand(cpu=cpu, memory=memory),
-                req.count,
-                [node_capacity(n, reserved) for n in nodes],
-            )
-            tasks: list[Task] = []
-            failures: list[Failure] = []
-            for p in placements:
-                if p.node_id is None:
-                    detail = "; ".join(f"{r.node_id}: {r.detail}" for r in p.rejections)
-                    failures.append(Failure(td.arn, p.reason, detail or "no nodes registered"))
-                    continue
-                task = await self._store.create_task(
-                    self._new_task(td, req, p.node_id, cpu, memory)
-                )
-                tasks.append(task)
-                if self._on_placed is not None:
-                    self._on_placed(task)
+        placements = place_many(
+            Demand(cpu=cpu, memory=memory),
+            req.count,
+            [node_capacity(n, reserved) for n in nodes],
+        )
+        tasks: list[Task] = []
+        failures: list[Failure] = []
+        for p in placements:
+            if p.node_id is None:
+                detail = "; ".join(f"{r.node_id}: {r.detail}" for r in p.rejections)
+                failures.append(Failure(td.arn, p.reason, detail or "no nodes registered"))
+                continue
+            task = await self._store.create_task(self._new_task(td, req, p.node_id, cpu, memory))
+            tasks.append(task)
+            if self._on_placed is not None:
+                self._on_placed(task)
         return RunTaskResult(tasks, failures)
 
     def _new_task(
@@ -223,16 +233,33 @@ class Tasks:
 
     async def wait_for(self, ref: str, status: LastStatus, timeout: float) -> Task:
         """Return once the task's lastStatus has reached ``status`` (or passed it), or at
-        ``timeout`` with the task as it is."""
+        ``timeout`` with the task as it is.
+
+        Follows the change feed from just before the first read: a change this process
+        made arrives with the task as committed (no read); any other change to the task
+        (another process's write, seen by the store's poll) is read back."""
+        seq = self._store.known_change_seq()  # before the read: no later change is missed
         task = await self.resolve(ref)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        seq = await self._store.last_change_seq()
         while task.last_status.rank < status.rank:
             left = deadline - loop.time()
             if left <= 0:
                 break
-            seq = await self._store.wait_for_change(seq, min(left, 1.0))
+            newest = await self._store.wait_for_change(seq, min(left, 1.0))
+            if newest <= seq:
+                continue
+            changes = await self._store.changes_since(seq)
+            seq = changes[-1].seq if changes else newest
+            ours = None
+            for change in changes:
+                if change.kind == "task" and change.key == task.task_id:
+                    ours = change
+            if ours is None:
+                continue
+            if isinstance(ours.value, Task):
+                task = ours.value
+                continue
             fresh = await self._store.get_task(task.task_id)
             if fresh is None:
                 raise NotFound(f"task {ref} not found")

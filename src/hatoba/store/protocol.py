@@ -9,7 +9,7 @@ instead of polling; in-process writers also wake ``wait_for_change`` at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -24,6 +24,10 @@ class Change:
     kind: str  # "task", "taskdef", "node"
     key: str  # task id, "family:revision", node id
     at: datetime
+    # The object as this change committed it, when this process made the change (so a
+    # reader needs no re-read); None when read back from the database, and for deletes.
+    # Shared between readers: treat it as read-only.
+    value: Task | TaskDefinition | Node | None = field(default=None, compare=False, repr=False)
 
 
 class Store(Protocol):
@@ -93,6 +97,13 @@ class Store(Protocol):
         """(cpu units, MiB) reserved on each node by tasks not yet STOPPED."""
         ...
 
+    async def placement_inputs(
+        self, family: str, revision: int | None = None
+    ) -> tuple[TaskDefinition | None, list[Node], dict[str, tuple[int, int]]]:
+        """What placing a task needs, read in one transaction: the task definition (as
+        ``get_task_definition``), ``list_nodes()`` and ``node_reservations()``."""
+        ...
+
     # -- nodes -------------------------------------------------------------------------
     async def put_node(self, node: Node) -> Node:
         """Insert, or compare-and-set update when ``node.version`` > 0."""
@@ -105,7 +116,17 @@ class Store(Protocol):
     # -- change feed -------------------------------------------------------------------
     async def last_change_seq(self) -> int: ...
 
-    async def changes_since(self, seq: int, limit: int = 1000) -> list[Change]: ...
+    def known_change_seq(self) -> int:
+        """The newest seq this process knows of (committed here or seen by a read of the
+        feed), without I/O: a reader that takes it before reading some state can pass it
+        to ``wait_for_change``/``changes_since`` and miss no later change."""
+        ...
+
+    async def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        """Changes after ``seq`` in order, at most ``limit``; at least up to the seq the
+        last ``wait_for_change`` returned. Served from memory, with ``value`` set, while
+        every one of them was committed by this process."""
+        ...
 
     async def wait_for_change(self, seq: int, timeout: float) -> int:
         """Return as soon as the feed is past ``seq`` (or after ``timeout``); returns the

@@ -13,24 +13,30 @@ decides where that function runs:
   commits or rolls back as a whole.
 
 Every write appends a ``changes`` row through ``Tx.record``; after commit the runner reports
-the newest seq to ``on_commit`` so in-process waiters wake at once.
+the newest seq and the transaction's changes (with the objects as committed) to ``on_commit``,
+so in-process waiters wake at once and need not read back what they were told.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, func, select
 
+from hatoba.model.node import Node
+from hatoba.model.task import Task
+from hatoba.model.taskdef import TaskDefinition
 from hatoba.store.engine import postgres_engine, sqlite_engine
+from hatoba.store.protocol import Change
 from hatoba.store.schema import changes
 
 T = TypeVar("T")
+OnCommit = Callable[[int, Sequence[Change]], None]
 
 # Arbitrary constants naming hatoba's PostgreSQL advisory locks ("hatb" + a digit).
 FEED_LOCK = 0x68617462_01
@@ -48,8 +54,11 @@ class Tx:
         self.now = now
         self.postgres = postgres
         self.last_seq = 0
+        self.changes: list[Change] = []
 
-    def record(self, kind: str, key: str) -> None:
+    def record(
+        self, kind: str, key: str, value: Task | TaskDefinition | Node | None = None
+    ) -> None:
         """Append to the change feed. On PostgreSQL the first append takes a lock held to
         commit, so seqs become visible in order: otherwise a reader could see seq 6 commit
         before seq 5 and skip 5 for good. (SQLite has one writer; order is free there.)"""
@@ -57,10 +66,11 @@ class Tx:
             self.conn.execute(_LOCK_FEED)
         params = {"kind": kind, "key": key, "at": self.now}
         self.last_seq = int(self.conn.execute(_INSERT_CHANGE, params).scalar_one())
+        self.changes.append(Change(self.last_seq, kind, key, self.now, value))
 
 
 class PostgresRunner:
-    def __init__(self, url: str, clock: Callable[[], datetime], on_commit: Callable[[int], None]):
+    def __init__(self, url: str, clock: Callable[[], datetime], on_commit: OnCommit):
         self.engine = postgres_engine(url)
         self._clock = clock
         self._on_commit = on_commit
@@ -77,14 +87,14 @@ class PostgresRunner:
         return await asyncio.shield(task)
 
     async def _run(self, fn: Callable[[Tx], T]) -> T:
-        def call(conn: Connection) -> tuple[T, int]:
+        def call(conn: Connection) -> tuple[T, Tx]:
             tx = Tx(conn, self._clock(), postgres=True)
-            return fn(tx), tx.last_seq
+            return fn(tx), tx
 
         async with self.engine.begin() as conn:
-            result, seq = await conn.run_sync(call)
-        if seq:
-            self._on_commit(seq)
+            result, tx = await conn.run_sync(call)
+        if tx.last_seq:
+            self._on_commit(tx.last_seq, tx.changes)
         return result
 
     async def close(self) -> None:
@@ -94,7 +104,7 @@ class PostgresRunner:
 
 
 class SqliteRunner:
-    def __init__(self, url: str, clock: Callable[[], datetime], on_commit: Callable[[int], None]):
+    def __init__(self, url: str, clock: Callable[[], datetime], on_commit: OnCommit):
         self.engine: Engine
         self.engine, self._begin = sqlite_engine(url)
         self._clock = clock
@@ -124,7 +134,7 @@ class SqliteRunner:
             # Published from here, not by the awaiting coroutine, so that the wake-up happens
             # even when that coroutine was cancelled while the commit went through.
             with contextlib.suppress(RuntimeError):  # a closing loop has nobody left to wake
-                loop.call_soon_threadsafe(self._on_commit, tx.last_seq)
+                loop.call_soon_threadsafe(self._on_commit, tx.last_seq, tx.changes)
         return result
 
     def _close_sync(self) -> None:

@@ -12,7 +12,7 @@ import: building a statement costs about as much as executing it.
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,25 @@ _UPDATE_NODE = update(nodes).where(
 _TASK_VERSION = select(tasks.c.version).where(tasks.c.task_id == bindparam("k"))
 _NODE_VERSION = select(nodes.c.version).where(nodes.c.node_id == bindparam("k"))
 _LAST_SEQ = select(func.coalesce(func.max(changes.c.seq), 0))
+_GET_TASKDEF = select(task_definitions.c.body).where(
+    task_definitions.c.family == bindparam("family"),
+    task_definitions.c.revision == bindparam("revision"),
+)
+_GET_LATEST_TASKDEF = (
+    select(task_definitions.c.body)
+    .where(
+        task_definitions.c.family == bindparam("family"),
+        task_definitions.c.status == TaskDefinitionStatus.ACTIVE.value,
+    )
+    .order_by(task_definitions.c.revision.desc())
+    .limit(1)
+)
+_LIST_NODES = select(nodes.c.body).order_by(nodes.c.node_id)
+_RESERVATIONS = (
+    select(tasks.c.node_id, func.sum(tasks.c.cpu), func.sum(tasks.c.memory))
+    .where(tasks.c.last_status != LastStatus.STOPPED.value, tasks.c.node_id.is_not(None))
+    .group_by(tasks.c.node_id)
+)
 
 
 class SqlStore:
@@ -62,6 +81,7 @@ class SqlStore:
     ) -> None:
         self.poll_interval = poll_interval
         self._notifier = ChangeNotifier()
+        self._polled_at = -float("inf")  # time.monotonic() of the last read of the feed's seq
         kind = backend(url)
         if kind == "sqlite":
             self._runner: SqliteRunner | PostgresRunner = SqliteRunner(
@@ -116,7 +136,7 @@ class SqlStore:
                     body=_dump(stored),
                 )
             )
-            tx.record("taskdef", f"{stored.family}:{revision}")
+            tx.record("taskdef", f"{stored.family}:{revision}", stored)
             return stored
 
         return await self._runner.run(run, write=True)
@@ -124,14 +144,23 @@ class SqlStore:
     async def get_task_definition(
         self, family: str, revision: int | None = None
     ) -> TaskDefinition | None:
-        stmt = select(task_definitions.c.body).where(task_definitions.c.family == family)
-        if revision is None:
-            stmt = stmt.where(task_definitions.c.status == TaskDefinitionStatus.ACTIVE.value)
-            stmt = stmt.order_by(task_definitions.c.revision.desc()).limit(1)
-        else:
-            stmt = stmt.where(task_definitions.c.revision == revision)
-        body = await self._runner.run(lambda tx: tx.conn.scalar(stmt), write=False)
+        body = await self._runner.run(lambda tx: _taskdef_body(tx, family, revision), write=False)
         return None if body is None else TaskDefinition.model_validate_json(body)
+
+    async def placement_inputs(
+        self, family: str, revision: int | None = None
+    ) -> tuple[TaskDefinition | None, list[Node], dict[str, tuple[int, int]]]:
+        def run(tx: Tx) -> tuple[str | None, Sequence[str], dict[str, tuple[int, int]]]:
+            body = _taskdef_body(tx, family, revision)
+            if body is None:
+                return None, [], {}
+            return body, tx.conn.scalars(_LIST_NODES).all(), _reservations(tx)
+
+        body, node_bodies, reserved = await self._runner.run(run, write=False)
+        if body is None:
+            return None, [], {}
+        td = TaskDefinition.model_validate_json(body)
+        return td, [Node.model_validate_json(b) for b in node_bodies], reserved
 
     async def list_task_definitions(
         self, family: str | None = None, status: TaskDefinitionStatus | None = None
@@ -167,7 +196,7 @@ class SqlStore:
             tx.conn.execute(
                 update(task_definitions).where(key).values(status=status.value, body=_dump(stored))
             )
-            tx.record("taskdef", f"{family}:{revision}")
+            tx.record("taskdef", f"{family}:{revision}", stored)
             return stored
 
         return await self._runner.run(run, write=True)
@@ -179,7 +208,7 @@ class SqlStore:
 
         def run(tx: Tx) -> None:
             tx.conn.execute(_INSERT_TASK, row)
-            tx.record("task", task.task_id)
+            tx.record("task", task.task_id, stored)
 
         try:
             await self._runner.run(run, write=True)
@@ -245,7 +274,7 @@ class SqlStore:
         def run(tx: Tx) -> None:
             if tx.conn.execute(_UPDATE_TASK, row).rowcount == 0:
                 _raise_lost_race(tx, "task", task.task_id, task.version)
-            tx.record("task", task.task_id)
+            tx.record("task", task.task_id, stored)
 
         await self._runner.run(run, write=True)
         return stored
@@ -283,7 +312,7 @@ class SqlStore:
                 == 0
             ):
                 _raise_lost_race(tx, "node", node.node_id, node.version)
-            tx.record("node", node.node_id)
+            tx.record("node", node.node_id, stored)
 
         try:
             await self._runner.run(run, write=True)
@@ -298,53 +327,65 @@ class SqlStore:
         return None if body is None else Node.model_validate_json(body)
 
     async def node_reservations(self) -> dict[str, tuple[int, int]]:
-        stmt = (
-            select(tasks.c.node_id, func.sum(tasks.c.cpu), func.sum(tasks.c.memory))
-            .where(
-                tasks.c.last_status != LastStatus.STOPPED.value,
-                tasks.c.node_id.is_not(None),
-            )
-            .group_by(tasks.c.node_id)
-        )
-
-        def run(tx: Tx) -> dict[str, tuple[int, int]]:
-            return {
-                str(node): (int(cpu or 0), int(mem or 0))
-                for node, cpu, mem in tx.conn.execute(stmt).all()
-            }
-
-        return await self._runner.run(run, write=False)
+        return await self._runner.run(_reservations, write=False)
 
     async def list_nodes(self) -> list[Node]:
-        stmt = select(nodes.c.body).order_by(nodes.c.node_id)
-        bodies = await self._runner.run(lambda tx: tx.conn.scalars(stmt).all(), write=False)
+        bodies = await self._runner.run(lambda tx: tx.conn.scalars(_LIST_NODES).all(), write=False)
         return [Node.model_validate_json(b) for b in bodies]
 
     # -- change feed ---------------------------------------------------------------------------
     async def last_change_seq(self) -> int:
+        self._polled_at = time.monotonic()
         seq: int = await self._runner.run(
             lambda tx: tx.conn.execute(_LAST_SEQ).scalar_one(), write=False
         )
         self._notifier.publish(seq)  # wakes local waiters for other processes' writes too
         return max(seq, self._notifier.seq)
 
+    def known_change_seq(self) -> int:
+        return self._notifier.seq
+
     async def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
+        local = self._notifier.since(seq, limit)
+        if local is not None:
+            return local
         stmt = select(changes).where(changes.c.seq > seq).order_by(changes.c.seq).limit(limit)
         rows = await self._runner.run(lambda tx: tx.conn.execute(stmt).all(), write=False)
         return [Change(seq=r.seq, kind=r.kind, key=r.key, at=r.at) for r in rows]
 
     async def wait_for_change(self, seq: int, timeout: float) -> int:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        """In-process writes wake waiters at once. Other processes' writes are found by
+        reading the feed's newest seq, at most once per ``poll_interval`` for all waiters
+        together (any read publishes what it finds to every waiter), not on every call."""
+        deadline = time.monotonic() + timeout
         while True:
             if self._notifier.seq > seq:
                 return self._notifier.seq
             event = self._notifier.snapshot()  # before the read, so no publish slips past
-            newest = await self.last_change_seq()
-            remaining = deadline - loop.time()
-            if newest > seq or remaining <= 0:
-                return newest
-            await self._notifier.wait(event, min(self.poll_interval, remaining))
+            if time.monotonic() - self._polled_at >= self.poll_interval:
+                newest = await self.last_change_seq()
+                if newest > seq:
+                    return newest
+            now = time.monotonic()
+            remaining = deadline - now
+            if remaining <= 0:
+                return max(seq, self._notifier.seq)
+            next_poll = self._polled_at + self.poll_interval - now
+            await self._notifier.wait(event, max(0.0, min(next_poll, remaining)))
+
+
+def _taskdef_body(tx: Tx, family: str, revision: int | None) -> str | None:
+    """A revision's stored body, or with ``revision=None`` the latest ACTIVE one's."""
+    if revision is None:
+        return tx.conn.scalar(_GET_LATEST_TASKDEF, {"family": family})
+    return tx.conn.scalar(_GET_TASKDEF, {"family": family, "revision": revision})
+
+
+def _reservations(tx: Tx) -> dict[str, tuple[int, int]]:
+    return {
+        str(node): (int(cpu or 0), int(mem or 0))
+        for node, cpu, mem in tx.conn.execute(_RESERVATIONS).all()
+    }
 
 
 def _dump(model: TaskDefinition | Task | Node) -> str:

@@ -11,7 +11,7 @@
 The shim, not the control plane, owns the container's pipes and its exit status, so
 containers keep running and logging while the control plane is down, and a restarted
 control plane re-adopts them from the JSON ``Handle`` (``recover``, then ``wait``).
-No threads: processes are spawned with ``subprocess.Popen`` (a fast fork/exec of a tiny
+No threads: processes are spawned with ``os.posix_spawn`` (a vfork/exec of a tiny
 binary) and awaited on pidfds, because asyncio's default child watcher on Python 3.11 would
 park one thread per running container.
 """
@@ -23,7 +23,6 @@ import contextlib
 import logging
 import os
 import signal as signal_mod
-import subprocess
 from pathlib import Path
 
 from hatoba.drivers.protocol import (
@@ -100,7 +99,7 @@ class ProcessDriver:
         self._version = cgroup_version or cgroups.detect(cgroup_mount)
         self._shim: Path | None = None
         self._shim_lock = asyncio.Lock()
-        self._children: dict[int, subprocess.Popen[bytes]] = {}  # shims we spawned, to reap
+        self._children: set[int] = set()  # pids of shims we spawned, to reap
         self._kill_timers: dict[str, asyncio.TimerHandle] = {}
         self._warned_no_cgroups = False
 
@@ -126,11 +125,12 @@ class ProcessDriver:
         # "failed exec ENOENT" and becomes the same ECS-style reason, so no PATH search
         # (a stat per PATH entry) sits on every start.
         state_dir = spec.state_dir
-        try:
-            state_dir.mkdir(parents=True)
-        except FileExistsError:  # a restart of the same container: clear the last run's state
-            _remove_state_files(state_dir, keep_dir=True)
-        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # The shim creates STATE_DIR (and clears a previous run's state files from it):
+        # metadata operations are slow here, so none is done twice or from Python. The log
+        # usually lives in STATE_DIR or above it; elsewhere its directory is made here.
+        log_dir = spec.log_path.parent
+        if log_dir != state_dir and log_dir not in state_dir.parents:
+            log_dir.mkdir(parents=True, exist_ok=True)
         dirs = self._create_cgroups(spec)
         try:
             memory_rlimit = spec.memory if self._version is cgroups.CgroupVersion.NONE else None
@@ -142,13 +142,11 @@ class ProcessDriver:
             )
             argv = [str(shim), "run", "--dir", str(state_dir), "--log", str(spec.log_path)]
             argv += ["--max-line", str(spec.max_line_bytes), *flags, "--", *spec.argv]
-            shim_pid, pid, starttime = await self._spawn(argv, env, spec, state_dir)
+            shim_proc, workload = await self._spawn(argv, env, spec, state_dir)
         except BaseException:
             cgroups.remove(dirs)
             raise
-        recorded = _read_pid_file(state_dir).get("shim", (shim_pid, 0))[1]
-        shim_starttime = recorded or proc_starttime(shim_pid) or 0
-        return self._handle(spec, shim, (shim_pid, shim_starttime), (pid, starttime), dirs)
+        return self._handle(spec, shim, shim_proc, workload, dirs)
 
     def _handle(
         self,
@@ -226,37 +224,49 @@ class ProcessDriver:
 
     async def _spawn(
         self, argv: list[str], env: dict[str, str], spec: ContainerSpec, state_dir: Path
-    ) -> tuple[int, int, int]:
-        """Start the shim detached (own session, stdin /dev/null, stderr to shim.err) and
-        read its one-line report. Returns (shim pid, workload pid, workload starttime)."""
-        popen = _popen_shim(argv, env, state_dir)
-        self._children[popen.pid] = popen
-        assert popen.stdout is not None
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Start the shim detached (own session, stdin /dev/null) and read its one-line
+        report ``started PID STARTTIME SHIM_STARTTIME``. Returns (shim pid, its starttime)
+        and (workload pid, its starttime)."""
+        shim_pid, report_fd = _spawn_shim(argv, env)
+        self._children.add(shim_pid)
         try:
             async with asyncio.timeout(START_TIMEOUT):
-                report = await _read_line(popen.stdout.fileno())
+                report = await _read_line(report_fd)
         except TimeoutError:
-            popen.kill()
-            await wait_exit(popen.pid, proc_starttime(popen.pid) or 0)
-            self._reap(popen.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(shim_pid, signal_mod.SIGKILL)
+            await wait_exit(shim_pid, proc_starttime(shim_pid) or 0)
+            self._reap(shim_pid)
             raise StartError("CannotStartContainerError: the task shim did not report") from None
         finally:
-            popen.stdout.close()
-        words = report.decode(errors="replace").split(maxsplit=3)
-        if len(words) >= 3 and words[0] == "started":
-            return popen.pid, int(words[1]), int(words[2])
-        await wait_exit(popen.pid, proc_starttime(popen.pid) or 0)
-        self._reap(popen.pid)
+            os.close(report_fd)
+        text = report.decode(errors="replace")
+        words = text.split(maxsplit=3)
+        if len(words) >= 4 and words[0] == "started":
+            shim_starttime = int(words[3]) or proc_starttime(shim_pid) or 0
+            return (shim_pid, shim_starttime), (int(words[1]), int(words[2]))
+        await wait_exit(shim_pid, proc_starttime(shim_pid) or 0)
+        self._reap(shim_pid)
         if len(words) >= 3 and words[0] == "failed":
             raise StartError(start_error_reason(words[1], int(words[2]), spec.argv[0], spec.cwd))
-        detail = (state_dir / "shim.err").read_text(errors="replace").strip()[-500:]
+        # the shim's stderr is the report pipe until it reports, shim.err after
+        detail = text
+        with contextlib.suppress(OSError):
+            detail += (state_dir / "shim.err").read_text(errors="replace")
+        detail = detail.strip()[-500:]
         raise StartError(f"CannotStartContainerError: the task shim failed: {detail}")
 
     def _reap(self, shim_pid: int) -> None:
         """Collect the exit of a shim we spawned (no-op for adopted ones or live ones)."""
-        popen = self._children.get(shim_pid)
-        if popen is not None and popen.poll() is not None:
-            del self._children[shim_pid]
+        if shim_pid not in self._children:
+            return
+        try:
+            pid, _status = os.waitpid(shim_pid, os.WNOHANG)
+        except ChildProcessError:
+            pid = shim_pid  # already reaped
+        if pid == shim_pid:
+            self._children.discard(shim_pid)
 
     # -- wait / stop ------------------------------------------------------------------
 
@@ -331,7 +341,8 @@ class ProcessDriver:
         else:
             log.warning("could not remove cgroups %s: processes remain", dirs)
         self._reap(handle["shim_pid"])
-        _remove_state_files(Path(handle["state_dir"]))
+        # a few metadata operations, slow here: off the event loop, which serves requests
+        await asyncio.to_thread(_remove_state_files, Path(handle["state_dir"]))
 
     # -- exec -------------------------------------------------------------------------
 
@@ -356,18 +367,34 @@ class ProcessDriver:
         return spawn_exec(argv, env, exec_spec.tty)
 
 
-def _popen_shim(argv: list[str], env: dict[str, str], state_dir: Path) -> subprocess.Popen[bytes]:
-    """Start the shim in its own session. This blocks for the fork/exec of a tiny binary
-    (about a millisecond), cheaper than a thread hop."""
-    with open(state_dir / "shim.err", "ab") as err:
-        return subprocess.Popen(
+def _spawn_shim(argv: list[str], env: dict[str, str]) -> tuple[int, int]:
+    """Start the shim in its own session; returns its pid and the read end of its report
+    pipe. ``posix_spawn`` (vfork + exec) rather than ``subprocess.Popen``: this blocks the
+    event loop, and Popen's fork_exec, error pipe and bookkeeping cost several times more
+    here. Popen's ``close_fds`` is the shim's job instead: it closes every descriptor above
+    2 first thing, so nothing the control plane holds open leaks into it. Its stderr shares
+    the report pipe until it has reported (then STATE_DIR/shim.err, created on first use)."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.posix_spawn(
+            argv[0],
             argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env=env,
-            start_new_session=True,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, write_end, 1),
+                (os.POSIX_SPAWN_DUP2, write_end, 2),
+            ],
+            setsid=True,
+            # as Popen's restore_signals: Python ignores these, a child should not
+            setsigdef=(signal_mod.SIGPIPE, signal_mod.SIGXFSZ),
         )
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return pid, read_end
 
 
 def _wants_cgroup(spec: ContainerSpec) -> bool:
@@ -384,12 +411,23 @@ def _wants_cgroup(spec: ContainerSpec) -> bool:
     )
 
 
-def _remove_state_files(state_dir: Path, *, keep_dir: bool = False) -> None:
-    for name in STATE_FILES:
-        (state_dir / name).unlink(missing_ok=True)
-    if not keep_dir:
+def _remove_state_files(state_dir: Path) -> None:
+    """Remove the shim's files and, when nothing else is in it, STATE_DIR. One listing
+    instead of an unlink per possible name: metadata operations are slow here."""
+    try:
+        names = os.listdir(state_dir)
+    except OSError:
+        return
+    others = False
+    for name in names:
+        if name in STATE_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(state_dir / name)
+        else:
+            others = True  # the log may live here
+    if not others:
         with contextlib.suppress(OSError):
-            state_dir.rmdir()  # only if empty: the log may live here
+            state_dir.rmdir()
 
 
 def _read_pid_file(state_dir: Path) -> dict[str, tuple[int, int]]:

@@ -10,11 +10,14 @@
  *                   -- ARGV...
  *   hatoba-shim exec [--tty] [same setup options] -- ARGV...
  *
- * run:  forks the workload (own process group, joined cgroups, rlimits, user, cwd), prints
- *       "started <pid> <starttime>" or "failed <stage> <errno> <message>" on stdout, writes
- *       STATE_DIR/pid, copies stdout/stderr into LOG_PATH as framed records (see
- *       hatoba/logs/records.py), and once the main process is gone (its group killed, pipes
- *       drained, log fsync'ed) writes STATE_DIR/exit ("exited N" / "signaled N") atomically.
+ * run:  creates STATE_DIR (clearing a previous run's state files), forks the workload (own
+ *       process group, joined cgroups, rlimits, user, cwd), prints "started <pid>
+ *       <starttime> <shim starttime>" or "failed <stage> <errno> <message>" on stdout (its
+ *       stderr goes to the same pipe until then, to STATE_DIR/shim.err, created on the
+ *       first complaint, after), then writes STATE_DIR/pid, copies
+ *       stdout/stderr into LOG_PATH as framed records (see hatoba/logs/records.py), and once
+ *       the main process is gone (its group killed, pipes drained, log fsync'ed) writes
+ *       STATE_DIR/exit ("exited N" / "signaled N") atomically.
  * exec: applies the same setup to itself and execs in place (hatoba exec, health checks).
  */
 #define _GNU_SOURCE
@@ -32,6 +35,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -70,6 +74,25 @@ static const struct { const char *name; int resource; } RLIMIT_NAMES[] = {
     {"rtprio", RLIMIT_RTPRIO},   {"rttime", RLIMIT_RTTIME},   {"sigpending", RLIMIT_SIGPENDING},
     {"stack", RLIMIT_STACK},
 };
+
+/* Where run mode's complaints go once the report is out: STATE_DIR/shim.err, opened on
+ * first use (most containers never need it, and creating a file is not free). */
+static const char *err_path;
+static int err_ready = 1; /* until the report, stderr is the control plane's pipe */
+
+static void err_open(void) {
+    if (err_ready) return;
+    int saved = errno;
+    err_ready = 1;
+    int fd = open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd >= 0) {
+        dup2(fd, 2); /* dup2 clears CLOEXEC on the copy */
+        close(fd);
+    }
+    errno = saved;
+}
+
+#define COMPLAIN(...) (err_open(), fprintf(stderr, __VA_ARGS__))
 
 static void die_usage(const char *msg) {
     fprintf(stderr, "hatoba-shim: %s\n", msg);
@@ -263,7 +286,7 @@ static int log_broken;
 
 static void flush_out(void) {
     if (out_len && !log_broken && write_all(log_fd, out_buf, out_len) < 0) {
-        fprintf(stderr, "hatoba-shim: writing the log: %s\n", strerror(errno));
+        COMPLAIN("hatoba-shim: writing the log: %s\n", strerror(errno));
         log_broken = errno != ENOSPC; /* keep trying after ENOSPC: space may come back */
     }
     out_len = 0;
@@ -307,7 +330,7 @@ static void pend_append(struct stream *s, const char *p, size_t n, int64_t ts) {
             while (cap < s->plen + take) cap *= 2;
             if (cap > max_line) cap = max_line;
             char *np = realloc(s->pend, cap);
-            if (!np) { perror("hatoba-shim: realloc"); exit(1); }
+            if (!np) { COMPLAIN("hatoba-shim: realloc: %s\n", strerror(errno)); exit(1); }
             s->pend = np;
             s->pcap = cap;
         }
@@ -408,11 +431,53 @@ static void reap_remaining(int sfd, int64_t deadline) {
     }
 }
 
+/* mkdir -p. The parent first, then the leaf: two calls for a new container directory in
+ * a new task directory, the usual case (leaf first would fail once with ENOENT). Returns
+ * 0 when created, 1 when it already existed, -1 on error. */
+static int mkdir_p(char *path) {
+    char *slash = strrchr(path, '/');
+    if (slash && slash != path) {
+        *slash = '\0';
+        int r = 0;
+        if (mkdir(path, 0755) < 0 && errno != EEXIST) r = errno == ENOENT ? mkdir_p(path) : -1;
+        *slash = '/';
+        if (r < 0) return -1;
+    }
+    if (mkdir(path, 0755) == 0) return 0;
+    return errno == EEXIST ? 1 : -1;
+}
+
+static const char *const STALE_STATE[] = {"pid", "exit", "shim.err", ".pid.tmp", ".exit.tmp"};
+
+/* STATE_DIR exists and is ours: a restart of the same container clears the last run's
+ * state first (a stale exit file would read as this run's exit). */
+static int prepare_state_dir(const struct opts *o) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s", o->dir) >= (int)sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int existed = mkdir_p(path);
+    if (existed < 0) return -1;
+    for (size_t i = 0; existed && i < sizeof STALE_STATE / sizeof STALE_STATE[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", o->dir, STALE_STATE[i]);
+        if (unlink(path) < 0 && errno != ENOENT) return -1;
+    }
+    static char err[PATH_MAX];
+    snprintf(err, sizeof err, "%s/shim.err", o->dir);
+    err_path = err;
+    return 0;
+}
+
 static int run(struct opts *o) {
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans of the workload come back to us */
     signal(SIGHUP, SIG_IGN);
     max_line = o->max_line;
+    if (prepare_state_dir(o) < 0) {
+        printf("failed statedir %d %s\n", errno, strerror(errno));
+        return 1;
+    }
     log_fd = open(o->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (log_fd < 0) {
         printf("failed log %d %s\n", errno, strerror(errno));
@@ -458,17 +523,22 @@ static int run(struct opts *o) {
         printf("failed %s %d %s\n", stage, err, strerror(err));
         return 1;
     }
-    unsigned long long st = proc_starttime(child);
-    char info[160];
-    snprintf(info, sizeof info, "shim %d %llu\nworkload %d %llu\n", (int)getpid(),
-             proc_starttime(getpid()), (int)child, st);
-    if (write_atomic(o->dir, "pid", info, 0) < 0)
-        fprintf(stderr, "hatoba-shim: writing pid file: %s\n", strerror(errno));
-    printf("started %d %llu\n", (int)child, st);
+    unsigned long long st = proc_starttime(child), shim_st = proc_starttime(getpid());
+    /* Report first, then write the pid file: the report carries everything the control
+     * plane needs, and the pid file (for a control plane that dies before recording the
+     * report) is four metadata operations that need not delay the start. */
+    printf("started %d %llu %llu\n", (int)child, st, shim_st);
     fflush(stdout);
     int null = open("/dev/null", O_WRONLY);
-    dup2(null, 1); /* nobody reads our stdout any more */
+    dup2(null, 1); /* nobody reads our stdout or stderr pipe any more */
+    dup2(null, 2);
     close(null);
+    err_ready = 0; /* complaints from here on go to shim.err */
+    char info[160];
+    snprintf(info, sizeof info, "shim %d %llu\nworkload %d %llu\n", (int)getpid(), shim_st,
+             (int)child, st);
+    if (write_atomic(o->dir, "pid", info, 0) < 0)
+        COMPLAIN("hatoba-shim: writing pid file: %s\n", strerror(errno));
 
     struct stream streams[2] = {{outp[0], 1, NULL, 0, 0}, {errp[0], 2, NULL, 0, 0}};
     int status = 0, exited = 0;
@@ -480,7 +550,7 @@ static int run(struct opts *o) {
         if (exited) {
             int64_t left = deadline - mono_ms();
             if (left <= 0) {
-                fprintf(stderr, "hatoba-shim: output still open %d ms after exit, giving up\n",
+                COMPLAIN("hatoba-shim: output still open %d ms after exit, giving up\n",
                         DRAIN_MS);
                 for (int i = 0; i < 2; i++)
                     if (streams[i].fd >= 0) {
@@ -492,7 +562,7 @@ static int run(struct opts *o) {
             }
             timeout = (int)left;
         }
-        if (poll(pf, 3, timeout) < 0 && errno != EINTR) { perror("hatoba-shim: poll"); return 1; }
+        if (poll(pf, 3, timeout) < 0 && errno != EINTR) { COMPLAIN("hatoba-shim: poll: %s\n", strerror(errno)); return 1; }
         for (int i = 0; i < 2; i++)
             if (streams[i].fd >= 0 && (pf[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) pump(&streams[i]);
         if (pf[0].revents & POLLIN) {
@@ -512,12 +582,12 @@ static int run(struct opts *o) {
     }
     reap_remaining(sfd, exited ? deadline : mono_ms());
     flush_out();
-    if (fsync(log_fd) < 0) fprintf(stderr, "hatoba-shim: fsync log: %s\n", strerror(errno));
+    if (fsync(log_fd) < 0) COMPLAIN("hatoba-shim: fsync log: %s\n", strerror(errno));
     char ex[64];
     if (WIFSIGNALED(status)) snprintf(ex, sizeof ex, "signaled %d\n", WTERMSIG(status));
     else snprintf(ex, sizeof ex, "exited %d\n", WEXITSTATUS(status));
     if (write_atomic(o->dir, "exit", ex, 1) < 0) {
-        fprintf(stderr, "hatoba-shim: writing exit file: %s\n", strerror(errno));
+        COMPLAIN("hatoba-shim: writing exit file: %s\n", strerror(errno));
         return 1;
     }
     return 0;
@@ -526,6 +596,12 @@ static int run(struct opts *o) {
 int main(int argc, char **argv) {
     struct opts o;
     parse_args(&o, argc, argv);
+    /* The control plane spawns us without closing its descriptors (posix_spawn): nothing
+     * it holds open (sockets, the database) may live on in a container's supervisor. */
+    if (!o.exec_mode && syscall(SYS_close_range, 3U, ~0U, 0U) < 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+        for (int fd = 3; fd < max; fd++) close(fd);
+    }
     if (o.exec_mode) setup_workload(&o, -1); /* does not return */
     return run(&o);
 }
