@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -92,6 +93,14 @@ tasks = Table(
     Index("ix_tasks_started_by", "started_by"),
     Index("ix_tasks_group_name", "group_name"),
     Index("ix_tasks_stopped_at", "stopped_at"),
+    Index(
+        "ix_tasks_live",
+        "node_id",
+        "cpu",
+        "memory",
+        sqlite_where=text("last_status <> 'STOPPED'"),
+        postgresql_where=text("last_status <> 'STOPPED'"),
+    ),
 )
 
 nodes = Table(

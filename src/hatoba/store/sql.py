@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -62,7 +62,9 @@ _GET_LATEST_TASKDEF = (
 _LIST_NODES = select(nodes.c.body).order_by(nodes.c.node_id)
 _RESERVATIONS = (
     select(tasks.c.node_id, func.sum(tasks.c.cpu), func.sum(tasks.c.memory))
-    .where(tasks.c.last_status != LastStatus.STOPPED.value, tasks.c.node_id.is_not(None))
+    # a literal, not a bound parameter: SQLite uses the partial index ix_tasks_live only
+    # when the query's WHERE matches the index's
+    .where(text("last_status <> 'STOPPED'"), tasks.c.node_id.is_not(None))
     .group_by(tasks.c.node_id)
 )
 
