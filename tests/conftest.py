@@ -7,9 +7,17 @@ import asyncio
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+
+# Tests and the processes they start (servers, CLIs) use this checkout's code, whatever
+# copy of hatoba happens to be installed.
+_ROOT = Path(__file__).resolve().parent.parent
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(_ROOT / "src"), str(_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+)
 
 PG_HOST = "127.0.0.1"
 PG_ADMIN_DB = "test"
