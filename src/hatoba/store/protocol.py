@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from hatoba.model.access import ApiToken, AuditEntry
 from hatoba.model.node import Node
+from hatoba.model.params import StoredParameter
 from hatoba.model.task import DesiredStatus, LastStatus, Task
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 
@@ -21,8 +23,8 @@ from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 @dataclass(frozen=True)
 class Change:
     seq: int
-    kind: str  # "task", "taskdef", "node"
-    key: str  # task id, "family:revision", node id
+    kind: str  # "task", "taskdef", "node", "param", "token"
+    key: str  # task id, "family:revision", node id, parameter name, token id
     at: datetime
     # The object as this change committed it, when this process made the change (so a
     # reader needs no re-read); None when read back from the database, and for deletes.
@@ -112,6 +114,70 @@ class Store(Protocol):
     async def get_node(self, node_id: str) -> Node | None: ...
 
     async def list_nodes(self) -> list[Node]: ...
+
+    # -- parameters ----------------------------------------------------------------------
+    async def put_parameter(self, param: StoredParameter, *, overwrite: bool) -> StoredParameter:
+        """Store a new version of ``param.name``, in one transaction: the version is 1 + the
+        highest ever handed out for the name (``param.version`` is ignored; numbers are never
+        reused, even after eviction or deletion). ``Conflict`` if the name exists and not
+        ``overwrite``. ``param.labels`` move to the new version. At ``MAX_VERSIONS`` the
+        oldest version is evicted, or ``Conflict`` (nothing written) if it keeps a label."""
+        ...
+
+    async def get_parameter_versions(self, name: str) -> list[StoredParameter]:
+        """Every kept version, ascending; empty when the parameter does not exist."""
+        ...
+
+    async def list_parameters(self, path: str, *, recursive: bool) -> list[StoredParameter]:
+        """The latest version of each parameter under ``path`` (``is_under``; ``/`` is the
+        root), ordered by name."""
+        ...
+
+    async def label_parameter_version(
+        self, name: str, version: int, labels: Sequence[str]
+    ) -> StoredParameter:
+        """Attach ``labels`` to a version, moving them off others (``relabel``); returns the
+        labelled version. NotFound if the parameter or version is absent."""
+        ...
+
+    async def delete_parameter(self, name: str) -> int:
+        """Delete every version; returns how many. NotFound when there were none."""
+        ...
+
+    async def secure_parameter_versions(self) -> list[StoredParameter]:
+        """Every kept SecureString version (for key rotation), by name then version."""
+        ...
+
+    async def replace_ciphertext(self, name: str, version: int, old: str, new: str) -> bool:
+        """Compare-and-set a version's ciphertext from ``old`` to ``new``; False (nothing
+        written) if the version is gone or its ciphertext is no longer ``old``."""
+        ...
+
+    # -- tokens and audit ------------------------------------------------------------------
+    async def put_token(self, token: ApiToken) -> ApiToken:
+        """Insert; ``Conflict`` if a token has that name (or id) already."""
+        ...
+
+    async def get_token(self, token_id: str) -> ApiToken | None: ...
+
+    async def list_tokens(self) -> list[ApiToken]:
+        """Ordered by ``created_at`` (then token id)."""
+        ...
+
+    async def revoke_token(self, token_id: str, at: datetime) -> ApiToken:
+        """Set ``revoked_at`` (kept as first set when already revoked). NotFound if absent."""
+        ...
+
+    async def append_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Append; returns the entry with its ``seq`` assigned (not on the change feed)."""
+        ...
+
+    async def list_audit(
+        self, *, limit: int = 100, before_seq: int | None = None
+    ) -> list[AuditEntry]:
+        """Newest first, at most ``limit``; pass the last ``seq`` seen as ``before_seq`` for
+        the next page."""
+        ...
 
     # -- change feed -------------------------------------------------------------------
     async def last_change_seq(self) -> int: ...

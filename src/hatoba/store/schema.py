@@ -116,8 +116,49 @@ changes = Table(
     metadata,
     Column("seq", SeqInteger, primary_key=True, autoincrement=True),
     Column("kind", String(16), nullable=False),
-    Column("key", String(255), nullable=False),
+    Column("key", String(1024), nullable=False),  # 1024: parameter names reach 1011
     Column("at", UtcDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# One row per version of a parameter (SSM keeps the latest 100). ``body`` is the
+# ``StoredParameter`` as JSON, labels included. The extra name index uses text_pattern_ops on
+# PostgreSQL so that get-by-path's ``LIKE 'prefix%'`` can use it (the primary key's index
+# serves equality only under a non-C collation); SQLite ignores the option.
+parameters = Table(
+    "parameters",
+    metadata,
+    Column("name", String(1024), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("body", Text, nullable=False),
+    Index("ix_parameters_name", "name", postgresql_ops={"name": "text_pattern_ops"}),
+)
+
+# One row per parameter name ever written: the highest version handed out, so that versions
+# are never reused, after eviction of the oldest or after the parameter is deleted. Its row
+# is also the lock that serialises writes to one parameter.
+parameter_names = Table(
+    "parameter_names",
+    metadata,
+    Column("name", String(1024), primary_key=True),
+    Column("last_version", Integer, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ux_api_tokens_name", "name", unique=True),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("seq", SeqInteger, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("body", Text, nullable=False),
     sqlite_autoincrement=True,
 )
 

@@ -21,12 +21,14 @@ from sqlalchemy import ColumnElement, bindparam, delete, func, select, text, upd
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from hatoba.model.access import ApiToken, AuditEntry
 from hatoba.model.base import utcnow
 from hatoba.model.errors import Conflict, NotFound
 from hatoba.model.node import Node
+from hatoba.model.params import StoredParameter
 from hatoba.model.task import DesiredStatus, LastStatus, Task
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
-from hatoba.store import migrations
+from hatoba.store import migrations, sql_params
 from hatoba.store.engine import backend
 from hatoba.store.feed import ChangeNotifier
 from hatoba.store.protocol import Change, Store
@@ -334,6 +336,68 @@ class SqlStore:
     async def list_nodes(self) -> list[Node]:
         bodies = await self._runner.run(lambda tx: tx.conn.scalars(_LIST_NODES).all(), write=False)
         return [Node.model_validate_json(b) for b in bodies]
+
+    # -- parameters (transaction bodies in sql_params.py) ------------------------------------
+    async def put_parameter(self, param: StoredParameter, *, overwrite: bool) -> StoredParameter:
+        return await self._runner.run(
+            lambda tx: sql_params.put_parameter(tx, param, overwrite), write=True
+        )
+
+    async def get_parameter_versions(self, name: str) -> list[StoredParameter]:
+        return await self._runner.run(
+            lambda tx: sql_params.get_parameter_versions(tx, name), write=False
+        )
+
+    async def list_parameters(self, path: str, *, recursive: bool) -> list[StoredParameter]:
+        return await self._runner.run(
+            lambda tx: sql_params.list_parameters(tx, path, recursive), write=False
+        )
+
+    async def label_parameter_version(
+        self, name: str, version: int, labels: Sequence[str]
+    ) -> StoredParameter:
+        return await self._runner.run(
+            lambda tx: sql_params.label_parameter_version(tx, name, version, labels), write=True
+        )
+
+    async def delete_parameter(self, name: str) -> int:
+        return await self._runner.run(lambda tx: sql_params.delete_parameter(tx, name), write=True)
+
+    async def secure_parameter_versions(self) -> list[StoredParameter]:
+        return await self._runner.run(sql_params.secure_parameter_versions, write=False)
+
+    async def replace_ciphertext(self, name: str, version: int, old: str, new: str) -> bool:
+        return await self._runner.run(
+            lambda tx: sql_params.replace_ciphertext(tx, name, version, old, new), write=True
+        )
+
+    # -- tokens and audit ----------------------------------------------------------------------
+    async def put_token(self, token: ApiToken) -> ApiToken:
+        try:
+            return await self._runner.run(lambda tx: sql_params.put_token(tx, token), write=True)
+        except IntegrityError as e:  # a concurrent insert won between check and insert
+            raise Conflict(f"a token named {token.name} already exists") from e
+
+    async def get_token(self, token_id: str) -> ApiToken | None:
+        return await self._runner.run(lambda tx: sql_params.get_token(tx, token_id), write=False)
+
+    async def list_tokens(self) -> list[ApiToken]:
+        return await self._runner.run(sql_params.list_tokens, write=False)
+
+    async def revoke_token(self, token_id: str, at: datetime) -> ApiToken:
+        return await self._runner.run(
+            lambda tx: sql_params.revoke_token(tx, token_id, at), write=True
+        )
+
+    async def append_audit(self, entry: AuditEntry) -> AuditEntry:
+        return await self._runner.run(lambda tx: sql_params.append_audit(tx, entry), write=True)
+
+    async def list_audit(
+        self, *, limit: int = 100, before_seq: int | None = None
+    ) -> list[AuditEntry]:
+        return await self._runner.run(
+            lambda tx: sql_params.list_audit(tx, limit, before_seq), write=False
+        )
 
     # -- change feed ---------------------------------------------------------------------------
     async def last_change_seq(self) -> int:
