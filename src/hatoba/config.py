@@ -28,6 +28,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     stopped_task_retention_hours: float = DEFAULT_RETENTION_HOURS
+    tls_cert: Path | None = None  # PEM certificate (chain); with tls_key, serve https
+    tls_key: Path | None = None
 
     @property
     def layout(self) -> DataLayout:
@@ -43,4 +45,11 @@ class Settings:
             stopped_task_retention_hours=float(
                 os.environ.get("HATOBA_TASK_RETENTION_HOURS", str(DEFAULT_RETENTION_HOURS))
             ),
+            tls_cert=_path_env("HATOBA_TLS_CERT"),
+            tls_key=_path_env("HATOBA_TLS_KEY"),
         )
+
+
+def _path_env(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None

@@ -32,13 +32,14 @@ from hatoba.agent.specs import base_environment
 from hatoba.api.app import create_app
 from hatoba.api.services import ApiServices
 from hatoba.config import Settings
+from hatoba.controllers.parameters import Parameters, ParameterStoreResolver
 from hatoba.controllers.taskdefs import TaskDefinitions
 from hatoba.controllers.tasks import Tasks
+from hatoba.controllers.tokens import Tokens
 from hatoba.drivers.process.driver import ProcessDriver
 from hatoba.model.clock import SystemClock
 from hatoba.model.errors import HatobaError
 from hatoba.model.layout import DataLayout
-from hatoba.secrets.protocol import NoParameterStore
 from hatoba.store.factory import open_store
 
 log = logging.getLogger("hatoba.server")
@@ -114,12 +115,14 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
     clock = SystemClock()
     try:
         driver = ProcessDriver(layout)
+        parameters = Parameters(store, layout.keyring_file, os.environ, clock)
+        token = ensure_token(layout)
         ctx = RunnerContext(
             store=store,
             driver=driver,
             clock=clock,
             layout=layout,
-            secrets=NoParameterStore(),
+            secrets=ParameterStoreResolver(parameters),
             base_env=base_environment(),
         )
         agent = NodeAgent(
@@ -133,7 +136,9 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
             task_definitions=TaskDefinitions(store),
             tasks=Tasks(store, clock, on_placed=agent.offer),
             agent=agent,
-            token=ensure_token(layout),
+            parameters=parameters,
+            tokens=Tokens(store, clock, token),
+            token=token,
             version=__version__,
         )
         agent_task = asyncio.create_task(agent.run(), name="agent")
@@ -166,7 +171,9 @@ async def serve(
     try:
         sock = _bind(settings.host, settings.port)
         host, port = sock.getsockname()[:2]
-        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        tls = _tls_files(settings)
+        scheme = "https" if tls else "http"
+        url = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
         async with control_plane(settings) as services:
             app = create_app(services)
             config = uvicorn.Config(
@@ -175,6 +182,8 @@ async def serve(
                 lifespan="off",
                 access_log=False,
                 timeout_graceful_shutdown=2,
+                ssl_certfile=str(tls[0]) if tls else None,
+                ssl_keyfile=str(tls[1]) if tls else None,
             )
             server = uvicorn.Server(config)
             _write_server_file(layout, url)
@@ -189,6 +198,19 @@ async def serve(
                     layout.server_file.unlink()
     finally:
         lock.close()
+
+
+def _tls_files(settings: Settings) -> tuple[Path, Path] | None:
+    """(certificate, key) when TLS is configured; both or neither must be set."""
+    cert, key = settings.tls_cert, settings.tls_key
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise HatobaError("set both HATOBA_TLS_CERT and HATOBA_TLS_KEY, or neither")
+    for path in (cert, key):
+        if not path.is_file():
+            raise HatobaError(f"TLS file {path} does not exist")
+    return cert, key
 
 
 def run_server(settings: Settings, on_ready: Callable[[Running], None] | None = None) -> None:
@@ -219,7 +241,7 @@ class EmbeddedServer:
             host="127.0.0.1",
             port=0,
             stopped_task_retention_hours=settings.stopped_task_retention_hours,
-        )
+        )  # loopback, in-process: plain http (the CLI talks to it directly), never TLS
         self._ready = threading.Event()
         self._running: Running | None = None
         self._error: BaseException | None = None

@@ -123,7 +123,7 @@ async def test_max_run_time_times_out(cp: ApiServices) -> None:
     assert task.container("app").exit_code == 143
 
 
-async def test_secrets_without_parameter_store_fail_clearly(cp: ApiServices) -> None:
+async def test_missing_secret_fails_clearly(cp: ApiServices) -> None:
     task = await run_to_end(
         cp,
         "secretive",
@@ -134,8 +134,8 @@ async def test_secrets_without_parameter_store_fail_clearly(cp: ApiServices) -> 
         ],
     )
     assert task.stop_code == StopCode.TASK_FAILED_TO_START
-    assert "secrets are not available" in (task.stopped_reason or "")
-    assert "/prod/db/password" in (task.stopped_reason or "")
+    assert "unable to retrieve secret" in (task.stopped_reason or "")
+    assert "/prod/db/password (for DB_PASSWORD) not found" in (task.stopped_reason or "")
 
 
 async def test_env_overrides_and_env_files(cp: ApiServices, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from hatoba.api import errors, exec_ws, routes
+from hatoba.api import errors, exec_ws, param_routes, routes, token_routes
+from hatoba.api.audit import AuditMiddleware
 from hatoba.api.services import ApiServices
 
 
@@ -12,12 +13,16 @@ def create_app(services: ApiServices) -> FastAPI:
     app = FastAPI(
         title="hatoba",
         version=services.version,
-        description="Tasks, task definitions and (soon) services on your own machines, "
-        "with Amazon ECS's vocabulary. Authenticate with `Authorization: Bearer <token>`.",
+        description="Tasks, task definitions, parameters and (soon) services on your own "
+        "machines, with Amazon ECS's vocabulary. Authenticate with "
+        "`Authorization: Bearer <token>`.",
     )
     app.state.services = services
     errors.install(app)
     app.include_router(routes.public)
     app.include_router(routes.router)
+    app.include_router(param_routes.router)
+    app.include_router(token_routes.router)
     app.include_router(exec_ws.router)
+    app.add_middleware(AuditMiddleware, tokens=services.tokens)
     return app

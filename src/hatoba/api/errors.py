@@ -40,6 +40,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Only each error's location and message: never pydantic's ``input`` (nor ``ctx``),
+        # which echo what was sent, and a parameter's value may be a secret.
         errors = [
             FieldError(json_path(tuple(e.get("loc", ()))), str(e.get("msg", "invalid")))
             for e in exc.errors()

@@ -20,7 +20,14 @@ from hatoba.api import auth
 from hatoba.api.errors import error_body
 from hatoba.api.services import ApiServices
 from hatoba.drivers.protocol import ExecProcess, ExecSpec
-from hatoba.model.errors import FieldError, HatobaError, ValidationFailed
+from hatoba.model.access import Role
+from hatoba.model.errors import (
+    FieldError,
+    Forbidden,
+    HatobaError,
+    Unauthorized,
+    ValidationFailed,
+)
 
 router = APIRouter(prefix="/v1")
 
@@ -50,11 +57,19 @@ def _parse_start(raw: str) -> tuple[str | None, list[str], bool, int, int]:
 @router.websocket("/tasks/{ref}/exec")
 async def exec_in_task(ws: WebSocket, ref: str) -> None:
     await ws.accept()
-    if not auth.websocket_allowed(ws):
-        await ws.send_text(json.dumps({"error": {"code": "Unauthorized", "message": "bad token"}}))
-        await ws.close(code=4401)
-        return
     svc: ApiServices = ws.app.state.services
+    try:
+        principal = await auth.websocket_principal(ws, Role.OPERATOR)
+        if principal.scopes:
+            auth.check_scope(principal, f"family:{(await svc.tasks.resolve(ref)).family}")
+    except (Unauthorized, Forbidden) as exc:
+        await ws.send_text(json.dumps(error_body(exc)))
+        await ws.close(code=4401 if isinstance(exc, Unauthorized) else 4403)
+        return
+    except HatobaError as exc:  # NotFound while checking the scope
+        await ws.send_text(json.dumps(error_body(exc)))
+        await ws.close(code=4400)
+        return
     try:
         container, argv, tty, rows, cols = _parse_start(await ws.receive_text())
         task = await svc.tasks.resolve(ref)

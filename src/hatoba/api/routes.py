@@ -23,24 +23,21 @@ from hatoba.api.schemas import (
     TaskList,
 )
 from hatoba.api.services import ApiServices
+from hatoba.controllers.refs import parse_taskdef_ref
 from hatoba.controllers.tasks import RunTaskRequest
 from hatoba.logs.reader import TaskLogLine, task_log_lines
 from hatoba.logs.records import NO_EOL
+from hatoba.model.access import Role
 from hatoba.model.errors import FieldError, ValidationFailed
 from hatoba.model.task import DesiredStatus, LastStatus, Task
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 
 # Dependencies are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its
-# worker-thread pool, a thread hop (and a GIL hand-off) per dependency per request for what
-# is a dictionary lookup and a string compare.
-
-
-async def authorized(request: Request) -> None:
-    auth.check(request)
-
+# worker-thread pool, a thread hop (and a GIL hand-off) per dependency per request.
+# Every route here needs a viewer at least; mutations ask for more (auth.Operator ...).
 
 public = APIRouter(prefix="/v1")
-router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)])
+router = APIRouter(prefix="/v1", dependencies=[Depends(auth.require(Role.VIEWER))])
 
 
 async def services(request: Request) -> ApiServices:
@@ -65,8 +62,10 @@ async def health(svc: Svc) -> Health:
     summary="Register a task definition (AWS ECS RegisterTaskDefinition JSON accepted as is)",
 )
 async def register_task_definition(
-    svc: Svc, body: Annotated[dict[str, Any], Body()]
+    svc: Svc, principal: auth.Deployer, body: Annotated[dict[str, Any], Body()]
 ) -> RegisterResponse:
+    family = body.get("family")
+    auth.check_scope(principal, f"family:{family if isinstance(family, str) else ''}")
     reg = await svc.task_definitions.register(body)
     return RegisterResponse(
         task_definition=reg.task_definition,
@@ -109,7 +108,10 @@ async def export_task_definition(svc: Svc, ref: str) -> dict[str, Any]:
     response_model_exclude_none=True,
     tags=["task definitions"],
 )
-async def deregister_task_definition(svc: Svc, ref: str) -> TaskDefinition:
+async def deregister_task_definition(
+    svc: Svc, principal: auth.Deployer, ref: str
+) -> TaskDefinition:
+    auth.check_scope(principal, f"family:{parse_taskdef_ref(ref)[0]}")
     return await svc.task_definitions.deregister(ref)
 
 
@@ -117,7 +119,8 @@ async def deregister_task_definition(svc: Svc, ref: str) -> TaskDefinition:
 @router.post(
     "/tasks", response_model=RunTaskResponse, response_model_exclude_none=True, tags=["tasks"]
 )
-async def run_task(svc: Svc, body: RunTaskBody) -> RunTaskResponse:
+async def run_task(svc: Svc, principal: auth.Operator, body: RunTaskBody) -> RunTaskResponse:
+    auth.check_scope(principal, f"family:{parse_taskdef_ref(body.task_definition)[0]}")
     result = await svc.tasks.run(
         RunTaskRequest(
             task_definition=body.task_definition,
@@ -158,7 +161,11 @@ async def describe_task(svc: Svc, ref: str) -> Task:
 @router.post(
     "/tasks/{ref}/stop", response_model=Task, response_model_exclude_none=True, tags=["tasks"]
 )
-async def stop_task(svc: Svc, ref: str, body: StopTaskBody | None = None) -> Task:
+async def stop_task(
+    svc: Svc, principal: auth.Operator, ref: str, body: StopTaskBody | None = None
+) -> Task:
+    if principal.scopes:
+        auth.check_scope(principal, f"family:{(await svc.tasks.resolve(ref)).family}")
     return await svc.tasks.stop(ref, body.reason if body else None)
 
 

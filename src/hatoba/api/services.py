@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hatoba.agent.node_agent import NodeAgent
+from hatoba.controllers.parameters import Parameters
 from hatoba.controllers.taskdefs import TaskDefinitions
 from hatoba.controllers.tasks import Tasks
+from hatoba.controllers.tokens import Tokens
 from hatoba.model.layout import DataLayout
 from hatoba.store.protocol import Store
 
@@ -18,5 +20,7 @@ class ApiServices:
     task_definitions: TaskDefinitions
     tasks: Tasks
     agent: NodeAgent
+    parameters: Parameters
+    tokens: Tokens
     token: str
     version: str

@@ -53,3 +53,10 @@ class Conflict(HatobaError):
 class Unauthorized(HatobaError):
     code = "Unauthorized"
     http_status = 401
+
+
+class Forbidden(HatobaError):
+    """Authenticated, but the role, scope or ``canDecrypt`` does not allow this call."""
+
+    code = "Forbidden"
+    http_status = 403

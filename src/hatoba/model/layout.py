@@ -19,6 +19,11 @@ class DataLayout:
         return self.home / "token"
 
     @property
+    def keyring_file(self) -> Path:
+        """The master keys of SecureString parameters (see hatoba.secrets.keyring)."""
+        return self.home / "keyring.json"
+
+    @property
     def server_file(self) -> Path:
         """Written by a running server: its URL and pid."""
         return self.home / "server.json"
