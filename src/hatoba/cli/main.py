@@ -8,7 +8,7 @@ import sys
 import typer
 
 from hatoba import __version__
-from hatoba.cli import output, server_cmd, taskdefs, tasks
+from hatoba.cli import access_cmd, output, params, server_cmd, taskdefs, tasks
 from hatoba.cli.connection import NoServer
 from hatoba.cli.exec_cmd import exec_
 from hatoba.cli.output import OutputFormat, OutputOption
@@ -25,6 +25,9 @@ app = typer.Typer(
 app.add_typer(server_cmd.app, name="server")
 app.add_typer(taskdefs.app, name="taskdef")
 app.add_typer(tasks.app, name="task")
+app.add_typer(params.app, name="param")
+app.add_typer(access_cmd.tokens, name="token")
+app.command("audit")(access_cmd.audit)
 app.command("run")(run)
 app.command("exec")(exec_)
 

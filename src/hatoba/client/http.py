@@ -73,6 +73,10 @@ class HatobaClient:
         self.close()
 
     # -- plumbing ---------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One API call returning its JSON body; API errors raise ``ApiError``."""
+        return self._request(method, path, **kwargs)
+
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
