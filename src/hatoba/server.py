@@ -147,12 +147,14 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
         if agent_task.done():
             ready.cancel()
             agent_task.result()  # raises the start-up error
+        audit_task = asyncio.create_task(services.tokens.audit_writer.run(), name="audit")
         try:
             yield services
         finally:
-            agent_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await agent_task
+            for task in (agent_task, audit_task):  # the audit writer writes what is left
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     finally:
         await store.close()
 

@@ -148,13 +148,14 @@ async def test_audit_failure_does_not_fail_the_call(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def broken(entry: object) -> object:
+    async def broken(entries: object) -> object:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(cp.store, "append_audit", broken)
+    monkeypatch.setattr(cp.store, "append_audits", broken)
     r = await root.put("/v1/parameters/a/b", json={"type": "String", "value": "1"})
     assert r.status_code == 200
-    assert "audit write failed: PUT /v1/parameters/a/b by root -> 200" in caplog.text
+    await cp.tokens.audit_writer.drain()
+    assert "audit write failed; lost: PUT /v1/parameters/a/b by root -> 200" in caplog.text
 
 
 async def exec_ws(app: FastAPI, token: str | None, ref: str = "abcdef") -> list[Message]:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
+from hatoba.controllers.audit_writer import AuditWriter
 from hatoba.model.access import (
     SCOPE,
     ApiToken,
@@ -59,6 +60,7 @@ class Tokens:
         self._store = store
         self._clock = clock
         self._bootstrap = bootstrap_token
+        self.audit_writer = AuditWriter(store)
 
     async def create(
         self,
@@ -125,10 +127,10 @@ class Tokens:
         status: int,
         client: str | None,
     ) -> None:
-        """Append to the audit log (never a request body: it may hold secrets). A failure
-        is logged, never raised into the request."""
-        try:
-            entry = AuditEntry(
+        """Queue an audit entry (never a request body: it may hold secrets). It is written
+        off the request path by ``audit_writer``; a failure is logged, never raised."""
+        self.audit_writer.add(
+            AuditEntry(
                 at=self._clock.now(),
                 principal=principal,
                 token_id=token_id,
@@ -137,9 +139,8 @@ class Tokens:
                 status=status,
                 client=client,
             )
-            await self._store.append_audit(entry)
-        except Exception:
-            log.exception("audit write failed: %s %s by %s -> %s", method, path, principal, status)
+        )
 
     async def audit_log(self, limit: int = 100, before_seq: int | None = None) -> list[AuditEntry]:
+        await self.audit_writer.drain()  # a reader sees every call made before it
         return await self._store.list_audit(limit=min(limit, MAX_AUDIT_PAGE), before_seq=before_seq)

@@ -172,6 +172,10 @@ class Store(Protocol):
         """Append; returns the entry with its ``seq`` assigned (not on the change feed)."""
         ...
 
+    async def append_audits(self, entries: Sequence[AuditEntry]) -> None:
+        """Append several entries in one transaction (the audit writer's batches)."""
+        ...
+
     async def list_audit(
         self, *, limit: int = 100, before_seq: int | None = None
     ) -> list[AuditEntry]:

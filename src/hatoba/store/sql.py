@@ -392,6 +392,9 @@ class SqlStore:
     async def append_audit(self, entry: AuditEntry) -> AuditEntry:
         return await self._runner.run(lambda tx: sql_params.append_audit(tx, entry), write=True)
 
+    async def append_audits(self, entries: Sequence[AuditEntry]) -> None:
+        await self._runner.run(lambda tx: sql_params.append_audits(tx, entries), write=True)
+
     async def list_audit(
         self, *, limit: int = 100, before_seq: int | None = None
     ) -> list[AuditEntry]:

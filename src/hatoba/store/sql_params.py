@@ -241,6 +241,11 @@ def append_audit(tx: Tx, entry: AuditEntry) -> AuditEntry:
     return entry.model_copy(update={"seq": int(seq)})
 
 
+def append_audits(tx: Tx, entries: Sequence[AuditEntry]) -> None:
+    for entry in entries:
+        append_audit(tx, entry)
+
+
 def list_audit(tx: Tx, limit: int, before_seq: int | None) -> list[AuditEntry]:
     stmt = select(audit.c.seq, audit.c.body).order_by(audit.c.seq.desc()).limit(max(0, limit))
     if before_seq is not None:
