@@ -69,7 +69,7 @@ _wrap(drv, "_spawn_shim", "driver._spawn_shim")
 _wrap(drv, "_read_line", "driver._read_line")
 
 from hatoba.api import auth, app as api_app
-_wrap(auth, "check", "api.auth.check (threadpool)")
+_wrap(auth, "authenticated", "api.auth.authenticated")
 _create_app = api_app.create_app
 def _create_app_timed(services):
     inner = _create_app(services)
