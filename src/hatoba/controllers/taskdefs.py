@@ -33,8 +33,9 @@ class TaskDefinitions:
         family, revision = parse_taskdef_ref(ref)
         td = await self._store.get_task_definition(family, revision)
         if td is None:
-            what = f"{family}:{revision}" if revision is not None else f"an ACTIVE {family}"
-            raise NotFound(f"task definition {what} not found")
+            if revision is not None:
+                raise NotFound(f"task definition {family}:{revision} not found")
+            raise NotFound(f"no ACTIVE revision of task definition family {family!r}")
         return td
 
     async def list_definitions(
