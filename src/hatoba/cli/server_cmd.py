@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -30,6 +31,10 @@ def server(
     port: Annotated[
         int | None, typer.Option(min=0, max=65535, help=f"Port (default {DEFAULT_PORT}).")
     ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="PEM certificate: serve https (with --tls-key).")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for --tls-cert.")] = None,
 ) -> None:
     """Run the control plane: API, scheduler, and the agent for this machine."""
     if ctx.invoked_subcommand is not None:
@@ -41,6 +46,8 @@ def server(
         settings,
         host=host if host is not None else settings.host,
         port=port if port is not None else settings.port,
+        tls_cert=tls_cert if tls_cert is not None else settings.tls_cert,
+        tls_key=tls_key if tls_key is not None else settings.tls_key,
     )
     logging.basicConfig(
         level=logging.INFO,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from hatoba.client.http import tls_context
 from hatoba.config import Settings
 from hatoba.model.layout import DataLayout
 
@@ -61,7 +62,9 @@ def pid_alive(pid: int) -> bool:
 
 def healthy(url: str, timeout: float = 2.0) -> bool:
     try:
-        return httpx.get(f"{url}/v1/health", timeout=timeout).status_code == 200
+        return (
+            httpx.get(f"{url}/v1/health", timeout=timeout, verify=tls_context()).status_code == 200
+        )
     except httpx.HTTPError:
         return False
 

@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.sync.client import ClientConnection, connect
 
 from hatoba.client.errors import ApiError, ServerUnavailable
+from hatoba.client.http import tls_context
 
 STDIN, STDOUT, STDERR = 0, 1, 2
 _CLOSE_STATUS = {4400: 400, 4401: 401}
@@ -63,9 +64,11 @@ def run_exec(
     stderr = stderr if stderr is not None else sys.stderr.buffer
     rows, cols = _terminal_size()
     try:
+        url = ws_url(base_url, ref)
         ws = connect(
-            ws_url(base_url, ref),
+            url,
             additional_headers={"Authorization": f"Bearer {token}"},
+            ssl=tls_context() if url.startswith("wss:") else None,
             max_size=None,
             open_timeout=30,
         )

@@ -6,7 +6,9 @@ and typed errors, never raw HTTP, so every caller handles failures the same way.
 
 from __future__ import annotations
 
+import os
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,10 +45,18 @@ def _ref(ref: str) -> str:
     return quote(ref, safe=":")
 
 
+def tls_context() -> ssl.SSLContext:
+    """Server certificates are checked against the system's CAs, plus ``HATOBA_CA_CERT``
+    (a PEM file) for a server with its own or a self-signed certificate."""
+    return ssl.create_default_context(cafile=os.environ.get("HATOBA_CA_CERT") or None)
+
+
 def no_delay_transport() -> httpx.HTTPTransport:
     """httpx sends a request's headers and body in separate writes; with Nagle's algorithm
     on, the body then waits for the server's delayed ACK (~40 ms on Linux) on every POST."""
-    return httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    return httpx.HTTPTransport(
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)], verify=tls_context()
+    )
 
 
 class HatobaClient:
