@@ -3,13 +3,51 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hatoba.model.layout import DataLayout
 
 DEFAULT_PORT = 7117
 DEFAULT_RETENTION_HOURS = 7 * 24.0
+# ECS's attribute rules: names of letters, digits and ``-_./\\``, values also ``@:`` and
+# spaces, each at most 128 characters
+_ATTR_NAME = re.compile(r"[A-Za-z0-9_.\-/\\]{1,128}")
+_ATTR_VALUE = re.compile(r"[A-Za-z0-9_.\-/\\@: ]{1,128}")
+# set by the agent from the machine itself; config may not override them
+BUILTIN_ATTRIBUTES = frozenset({"os", "arch", "hostname", "ecs.os-type", "ecs.cpu-architecture"})
+
+
+class ConfigError(ValueError):
+    """A setting from the environment is malformed; the message names the variable."""
+
+
+def parse_node_attributes(text: str, variable: str = "HATOBA_NODE_ATTRIBUTES") -> dict[str, str]:
+    """``"rack=r1,disk=ssd"`` -> ``{"rack": "r1", "disk": "ssd"}``; empty items are skipped."""
+    out: dict[str, str] = {}
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        name, eq, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        problem = None
+        if not eq:
+            problem = "expected NAME=VALUE"
+        elif not _ATTR_NAME.fullmatch(name):
+            problem = "a name is 1-128 letters, digits, '-', '_', '.', '/'"
+        elif not _ATTR_VALUE.fullmatch(value):
+            problem = "a value is 1-128 letters, digits, spaces, '-', '_', '.', '/', '@', ':'"
+        elif name in BUILTIN_ATTRIBUTES:
+            problem = f"{name!r} is set by hatoba itself"
+        elif name in out:
+            problem = f"{name!r} is given twice"
+        if problem is not None:
+            raise ConfigError(f"{variable}: bad item {item!r}: {problem}")
+        out[name] = value
+    return out
 
 
 def default_home() -> Path:
@@ -30,6 +68,7 @@ class Settings:
     stopped_task_retention_hours: float = DEFAULT_RETENTION_HOURS
     tls_cert: Path | None = None  # PEM certificate (chain); with tls_key, serve https
     tls_key: Path | None = None
+    node_attributes: Mapping[str, str] = field(default_factory=dict)  # custom node attributes
 
     @property
     def layout(self) -> DataLayout:
@@ -47,6 +86,7 @@ class Settings:
             ),
             tls_cert=_path_env("HATOBA_TLS_CERT"),
             tls_key=_path_env("HATOBA_TLS_KEY"),
+            node_attributes=parse_node_attributes(os.environ.get("HATOBA_NODE_ATTRIBUTES", "")),
         )
 
 

@@ -32,6 +32,7 @@ from hatoba.agent.specs import base_environment
 from hatoba.api.app import create_app
 from hatoba.api.services import ApiServices
 from hatoba.config import Settings
+from hatoba.controllers.nodes import Nodes
 from hatoba.controllers.parameters import Parameters, ParameterStoreResolver
 from hatoba.controllers.taskdefs import TaskDefinitions
 from hatoba.controllers.tasks import Tasks
@@ -129,12 +130,14 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
             ctx,
             local_node_id(layout),
             retention=timedelta(hours=settings.stopped_task_retention_hours),
+            attributes=settings.node_attributes,
         )
         services = ApiServices(
             store=store,
             layout=layout,
             task_definitions=TaskDefinitions(store),
             tasks=Tasks(store, clock, on_placed=agent.offer),
+            nodes=Nodes(store),
             agent=agent,
             parameters=parameters,
             tokens=Tokens(store, clock, token),
@@ -243,6 +246,7 @@ class EmbeddedServer:
             host="127.0.0.1",
             port=0,
             stopped_task_retention_hours=settings.stopped_task_retention_hours,
+            node_attributes=settings.node_attributes,
         )  # loopback, in-process: plain http (the CLI talks to it directly), never TLS
         self._ready = threading.Event()
         self._running: Running | None = None

@@ -50,11 +50,13 @@ async def test_placement_inputs_reads_taskdef_nodes_and_reservations(store: SqlS
     await store.register_task_definition(make_taskdef("web"))
     await store.register_task_definition(make_taskdef("web"))
     await store.put_node(make_node("n1"))
-    await store.create_task(make_task("a", node_id="n1", cpu=256, memory=128))
+    await store.create_task(make_task("a", node_id="n1", cpu=256, memory=128, group="g"))
     td, nodes, reserved = await store.placement_inputs("web")
     assert td is not None and td.revision == 2
     assert [n.node_id for n in nodes] == ["n1"]
-    assert reserved == {"n1": (256, 128)}
+    assert {n: (x.cpu, x.memory, x.groups) for n, x in reserved.items()} == {
+        "n1": (256, 128, {"g": 1})
+    }
     td1, _, _ = await store.placement_inputs("web", 1)
     assert td1 is not None and td1.revision == 1
     assert await store.placement_inputs("nope") == (None, [], {})

@@ -145,3 +145,16 @@ async def test_node_reservations_count_tasks_not_yet_stopped(store: SqlStore) ->
     done.last_status = LastStatus.STOPPED
     await store.update_task(done)
     assert await store.node_reservations() == {"n1": (768, 192), "n2": (1, 2)}
+
+
+async def test_node_load_counts_live_tasks_per_group(store: SqlStore) -> None:
+    await store.create_task(make_task("a", node_id="n1", cpu=256, memory=128, group="g1"))
+    await store.create_task(make_task("b", node_id="n1", cpu=512, memory=64, group="g1"))
+    await store.create_task(make_task("c", node_id="n1", cpu=1, memory=2, group="g2"))
+    done = await store.create_task(make_task("d", node_id="n2", cpu=9, memory=9, group="g1"))
+    done.last_status = LastStatus.STOPPED
+    await store.update_task(done)
+    load = await store.node_load()
+    assert list(load) == ["n1"]
+    assert (load["n1"].cpu, load["n1"].memory, load["n1"].tasks) == (769, 194, 3)
+    assert load["n1"].groups == {"g1": 2, "g2": 1}

@@ -14,6 +14,7 @@ import os
 import platform
 import socket
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 
 import psutil
@@ -43,18 +44,31 @@ def local_node_id(layout: DataLayout) -> str:
         return node_id
 
 
-def describe_this_machine(node_id: str, driver: str, now: object) -> Node:
+def machine_attributes() -> dict[str, str]:
+    """The built-in attributes, with ECS's names for os and cpu architecture as aliases
+    (ECS says ``arm64`` where Linux says ``aarch64``)."""
+    os_name, arch = platform.system().lower(), platform.machine()
+    return {
+        "os": os_name,
+        "arch": arch,
+        "hostname": socket.gethostname(),
+        "ecs.os-type": os_name,
+        "ecs.cpu-architecture": {"aarch64": "arm64", "amd64": "x86_64"}.get(arch.lower(), arch),
+    }
+
+
+def describe_this_machine(
+    node_id: str, driver: str, now: object, attributes: Mapping[str, str] | None = None
+) -> Node:
+    """This machine as a node; ``attributes`` (from ``HATOBA_NODE_ATTRIBUTES``) join the
+    built-in ones, which win on a clash."""
     return Node.model_validate(
         {
             "nodeId": node_id,
             "hostname": socket.gethostname(),
             "cpu": 1024 * (os.cpu_count() or 1),
             "memory": psutil.virtual_memory().total // (1024 * 1024),
-            "attributes": {
-                "os": platform.system().lower(),
-                "arch": platform.machine(),
-                "hostname": socket.gethostname(),
-            },
+            "attributes": {**(attributes or {}), **machine_attributes()},
             "driver": driver,
             "registeredAt": now,
             "heartbeatAt": now,
@@ -70,8 +84,10 @@ class NodeAgent:
         *,
         resync: float = 5.0,
         retention: timedelta = timedelta(days=7),
+        attributes: Mapping[str, str] | None = None,
     ) -> None:
         self.ctx = ctx
+        self.attributes = dict(attributes or {})
         self.node_id = node_id
         self.resync = resync
         self.retention = retention
@@ -81,12 +97,13 @@ class NodeAgent:
 
     async def register(self) -> Node:
         now = self.ctx.clock.now()
-        fresh = describe_this_machine(self.node_id, self.ctx.driver.name, now)
+        fresh = describe_this_machine(self.node_id, self.ctx.driver.name, now, self.attributes)
         existing = await self.ctx.store.get_node(self.node_id)
         if existing is not None:
             fresh.registered_at = existing.registered_at
             fresh.status = existing.status
-            fresh.attributes = {**existing.attributes, **fresh.attributes}
+            # attributes are this machine's and its config's as of now: an attribute
+            # dropped from HATOBA_NODE_ATTRIBUTES goes away at the next start
             fresh.version = existing.version
         return await self.ctx.store.put_node(fresh)
 

@@ -130,6 +130,8 @@ async def run_task(svc: Svc, principal: auth.Operator, body: RunTaskBody) -> Run
             group=body.group,
             timeout_seconds=body.timeout_seconds,
             allow_shrink=body.allow_shrink,
+            placement_constraints=[c.model_dump() for c in body.placement_constraints],
+            placement_strategy=[c.model_dump() for c in body.placement_strategy],
         )
     )
     return RunTaskResponse(

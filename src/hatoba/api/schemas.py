@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from hatoba.model.base import WireModel
+from hatoba.model.node import NodeDescription
 from hatoba.model.task import Task, TaskOverride
 from hatoba.model.taskdef import TaskDefinition
 
@@ -21,6 +22,22 @@ class RegisterResponse(WireModel):
     warnings: list[FieldProblem] = Field(default_factory=list)
 
 
+class PlacementConstraintBody(WireModel):
+    """ECS ``placementConstraints`` item: ``memberOf`` with a cluster query ``expression``,
+    or ``distinctInstance``."""
+
+    type: str
+    expression: str | None = None
+
+
+class PlacementStrategyBody(WireModel):
+    """ECS ``placementStrategy`` item: ``binpack`` (cpu|memory), ``spread`` (instanceId,
+    nodeId or attribute:<name>) or ``random``."""
+
+    type: str
+    field: str | None = None
+
+
 class RunTaskBody(WireModel):
     task_definition: str
     count: int = 1
@@ -29,6 +46,8 @@ class RunTaskBody(WireModel):
     group: str | None = None
     timeout_seconds: float | None = None
     allow_shrink: bool = False
+    placement_constraints: list[PlacementConstraintBody] = Field(default_factory=list)
+    placement_strategy: list[PlacementStrategyBody] = Field(default_factory=list)
 
 
 class RunFailure(WireModel):
@@ -52,6 +71,10 @@ class TaskList(WireModel):
 
 class TaskDefinitionList(WireModel):
     task_definitions: list[TaskDefinition]
+
+
+class NodeList(WireModel):
+    nodes: list[NodeDescription]
 
 
 class Health(WireModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hatoba.agent.node_agent import NodeAgent
+from hatoba.controllers.nodes import Nodes
 from hatoba.controllers.parameters import Parameters
 from hatoba.controllers.taskdefs import TaskDefinitions
 from hatoba.controllers.tasks import Tasks
@@ -19,6 +20,7 @@ class ApiServices:
     layout: DataLayout
     task_definitions: TaskDefinitions
     tasks: Tasks
+    nodes: Nodes
     agent: NodeAgent
     parameters: Parameters
     tokens: Tokens

@@ -8,12 +8,13 @@ import sys
 import typer
 
 from hatoba import __version__
-from hatoba.cli import access_cmd, output, params, server_cmd, taskdefs, tasks
+from hatoba.cli import access_cmd, nodes, output, params, server_cmd, taskdefs, tasks
 from hatoba.cli.connection import NoServer
 from hatoba.cli.exec_cmd import exec_
 from hatoba.cli.output import OutputFormat, OutputOption
 from hatoba.cli.run import run
 from hatoba.client import ApiError, ClientError
+from hatoba.config import ConfigError
 
 app = typer.Typer(
     name="hatoba",
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(server_cmd.app, name="server")
 app.add_typer(taskdefs.app, name="taskdef")
 app.add_typer(tasks.app, name="task")
+app.add_typer(nodes.app, name="node")
 app.add_typer(params.app, name="param")
 app.add_typer(access_cmd.tokens, name="token")
 app.command("audit")(access_cmd.audit)
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     except ApiError as exc:
         output.error(exc.message, exc.errors)
         sys.exit(1)
-    except (ClientError, NoServer) as exc:
+    except (ClientError, NoServer, ConfigError) as exc:
         output.error(str(exc))
         sys.exit(1)
     except KeyboardInterrupt:

@@ -106,3 +106,19 @@ def shrink_warnings(td: TaskDefinition, overrides: TaskOverride) -> list[str]:
     if overrides.memory is not None and td.memory is not None and overrides.memory < td.memory:
         out.append(f"--memory {overrides.memory} MiB is less than {td.arn}'s {td.memory} MiB")
     return out
+
+
+def placement_options(
+    constraints: list[str], distinct_instance: bool, strategies: list[str]
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """``--constraint EXPR`` (memberOf), ``--distinct-instance`` and ``--strategy
+    TYPE[:FIELD]`` (``binpack:memory``, ``spread:attribute:zone``, ``random``) as the
+    API's ``placementConstraints`` and ``placementStrategy`` (the server validates them)."""
+    out_c = [{"type": "memberOf", "expression": e} for e in constraints]
+    if distinct_instance:
+        out_c.append({"type": "distinctInstance"})
+    out_s: list[dict[str, str]] = []
+    for text in strategies:
+        kind, sep, fld = text.partition(":")
+        out_s.append({"type": kind, "field": fld} if sep else {"type": kind})
+    return out_c, out_s

@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from hatoba.model.node import NodeDescription, NodeStatus
 from hatoba.model.task import LastStatus, Task
 from hatoba.model.taskdef import TaskDefinition
 
@@ -19,6 +20,9 @@ _STATUS_STYLE = {
     LastStatus.PENDING: "yellow",
     LastStatus.PROVISIONING: "yellow",
 }
+
+
+_NODE_STYLE = {NodeStatus.ACTIVE: "green", NodeStatus.DRAINING: "yellow"}
 
 
 def short_id(task_id: str) -> str:
@@ -179,3 +183,46 @@ def _overrides(task: Task) -> Table | None:
     for line in lines:
         _row(table, line)
     return table
+
+
+def node_table(nodes: list[NodeDescription]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for col in ("NODE", "STATUS", "HOSTNAME", "CPU USED", "MEMORY USED", "TASKS", "HEARTBEAT"):
+        table.add_column(col)
+    for n in nodes:
+        _row(
+            table,
+            n.node_id,
+            Text(n.status.value, style=_NODE_STYLE.get(n.status, "dim")),
+            n.hostname,
+            f"{n.used_cpu}/{n.cpu}",
+            f"{n.used_memory}/{n.memory} MiB",
+            str(n.running_tasks_count),
+            when(n.heartbeat_at),
+        )
+    return table
+
+
+def node_panel(node: NodeDescription) -> Panel:
+    head = Table.grid(padding=(0, 2))
+    rows = [
+        ("status", node.status.value),
+        ("hostname", node.hostname),
+        ("cpu", f"{node.used_cpu} of {node.cpu} units reserved ({node.free_cpu} free)"),
+        (
+            "memory",
+            f"{node.used_memory} of {node.memory} MiB reserved ({node.free_memory} free)",
+        ),
+        ("tasks", f"{node.running_tasks_count} not yet stopped"),
+        ("driver", node.driver),
+        ("registered", when(node.registered_at)),
+        ("heartbeat", when(node.heartbeat_at)),
+    ]
+    for label, value in rows:
+        _row(head, Text(label, style="bold"), value)
+    attrs = Table(box=None, header_style="bold", title="attributes", title_justify="left")
+    attrs.add_column("NAME")
+    attrs.add_column("VALUE")
+    for name in sorted(node.attributes):
+        _row(attrs, name, node.attributes[name])
+    return Panel(Group(head, attrs), title=f"node {node.node_id}", title_align="left", expand=False)

@@ -28,7 +28,13 @@ from hatoba.cli.exitcodes import (
 )
 from hatoba.cli.logs_out import write_lines
 from hatoba.cli.output import OutputFormat, OutputOption
-from hatoba.cli.parsing import build_overrides, parse_duration, parse_env, shrink_warnings
+from hatoba.cli.parsing import (
+    build_overrides,
+    parse_duration,
+    parse_env,
+    placement_options,
+    shrink_warnings,
+)
 from hatoba.cli.retry import backoff_delay
 from hatoba.client import ApiError, HatobaClient
 from hatoba.config import Settings
@@ -75,6 +81,25 @@ def run(
         bool, typer.Option("--allow-shrink", help="Allow less cpu/memory than defined.")
     ] = False,
     started_by: Annotated[str | None, typer.Option(help="Recorded as startedBy.")] = None,
+    constraint: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="EXPR",
+            help="memberOf constraint, e.g. 'attribute:rack == r1' (repeatable; all must hold).",
+        ),
+    ] = None,
+    distinct_instance: Annotated[
+        bool,
+        typer.Option("--distinct-instance", help="At most one task of its group per node."),
+    ] = False,
+    strategy: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="TYPE[:FIELD]",
+            help="binpack:memory|binpack:cpu|spread:nodeId|spread:attribute:NAME|random "
+            "(repeatable, in order; default binpack:memory then binpack:cpu).",
+        ),
+    ] = None,
     prefix: Annotated[
         bool, typer.Option("--prefix", help="With --follow, prefix lines with 'container | '.")
     ] = False,
@@ -99,10 +124,15 @@ def run(
         if allow_shrink:
             for message in shrink_warnings(td, overrides):
                 output.warning(f"{message} (--allow-shrink)")
+        constraints, strategies = placement_options(
+            constraint or [], distinct_instance, strategy or []
+        )
         tasks = start_tasks(
             client,
             td.arn,
             count=count,
+            placement_constraints=constraints,
+            placement_strategy=strategies,
             overrides=overrides,
             retries=retries,
             started_by=started_by,
@@ -132,6 +162,8 @@ def start_tasks(
     started_by: str | None,
     timeout_seconds: float | None,
     allow_shrink: bool,
+    placement_constraints: list[dict[str, str]] | None = None,
+    placement_strategy: list[dict[str, str]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
 ) -> list[Task]:
@@ -147,6 +179,8 @@ def start_tasks(
                 started_by=started_by,
                 timeout_seconds=timeout_seconds,
                 allow_shrink=allow_shrink,
+                placement_constraints=placement_constraints,
+                placement_strategy=placement_strategy,
             )
         except ApiError as exc:
             if exc.status == 422 and "allowShrink" in str(exc):
@@ -158,7 +192,9 @@ def start_tasks(
         if not result.failures:
             return tasks
         for f in result.failures:
-            output.info(f"hatoba: could not place {f.arn}: {f.reason} ({f.detail})")
+            # the detail is the placement summary, which leads with the reason
+            why = f.detail if f.detail.startswith(f.reason) else f"{f.reason} ({f.detail})"
+            output.info(f"hatoba: could not place {f.arn}: {why}")
         if attempt >= retries:
             for t in tasks:  # the ones that did start are real; say which they are
                 output.info(f"hatoba: started {t.task_id}")

@@ -20,6 +20,7 @@ import httpx
 from hatoba.client.errors import ApiError, ServerUnavailable
 from hatoba.client.logs import LogLine, parse_ndjson
 from hatoba.model.errors import FieldError
+from hatoba.model.node import NodeDescription
 from hatoba.model.task import DesiredStatus, LastStatus, Task, TaskOverride
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 
@@ -142,6 +143,8 @@ class HatobaClient:
         group: str | None = None,
         timeout_seconds: float | None = None,
         allow_shrink: bool = False,
+        placement_constraints: list[dict[str, str]] | None = None,
+        placement_strategy: list[dict[str, str]] | None = None,
     ) -> RunResult:
         payload: dict[str, Any] = {"taskDefinition": task_definition, "count": count}
         if overrides is not None:
@@ -157,6 +160,10 @@ class HatobaClient:
                 payload[key] = value
         if allow_shrink:
             payload["allowShrink"] = True
+        if placement_constraints:
+            payload["placementConstraints"] = placement_constraints
+        if placement_strategy:
+            payload["placementStrategy"] = placement_strategy
         body = self._request("POST", "/v1/tasks", json=payload)
         return RunResult(
             tasks=[Task.model_validate(t) for t in body.get("tasks", [])],
@@ -245,6 +252,24 @@ class HatobaClient:
             raise ServerUnavailable(f"no hatoba server at {self.base_url} ({exc})") from exc
         except httpx.TransportError as exc:
             raise ServerUnavailable(f"lost the connection to {self.base_url} ({exc})") from exc
+
+    # -- nodes ------------------------------------------------------------------------------
+    def list_nodes(self) -> list[NodeDescription]:
+        body = self._request("GET", "/v1/nodes")
+        return [NodeDescription.model_validate(n) for n in body["nodes"]]
+
+    def describe_node(self, node_id: str) -> NodeDescription:
+        return NodeDescription.model_validate(self._request("GET", f"/v1/nodes/{_ref(node_id)}"))
+
+    def drain_node(self, node_id: str) -> NodeDescription:
+        return NodeDescription.model_validate(
+            self._request("POST", f"/v1/nodes/{_ref(node_id)}/drain")
+        )
+
+    def activate_node(self, node_id: str) -> NodeDescription:
+        return NodeDescription.model_validate(
+            self._request("POST", f"/v1/nodes/{_ref(node_id)}/activate")
+        )
 
     def exec(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -28,8 +28,10 @@ from hatoba.model.task import (
 )
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 from hatoba.model.taskdef_overrides import apply_overrides, reserved_resources, shrinks
+from hatoba.scheduler.constraints import Constraint, parse_constraints
 from hatoba.scheduler.placement import Demand, NodeCapacity, place_many
-from hatoba.store.protocol import Store
+from hatoba.scheduler.strategies import DEFAULT_STRATEGIES, Strategy, parse_strategies
+from hatoba.store.protocol import NodeLoad, Store
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class RunTaskRequest:
     group: str | None = None
     timeout_seconds: float | None = None
     allow_shrink: bool = False
+    # ECS-shaped: [{"type": "memberOf", "expression": ...}], [{"type": "spread", "field": ...}]
+    placement_constraints: Sequence[Mapping[str, object]] = ()
+    placement_strategy: Sequence[Mapping[str, object]] = ()
 
 
 @dataclass(frozen=True)
@@ -60,26 +65,45 @@ def new_task_id() -> str:
     return secrets.token_hex(16)
 
 
-def _validate_request(req: RunTaskRequest) -> list[FieldError]:
+@dataclass(frozen=True)
+class _Placement:
+    constraints: tuple[Constraint, ...] = ()
+    strategies: tuple[Strategy, ...] = DEFAULT_STRATEGIES
+
+
+def _validate_request(req: RunTaskRequest) -> tuple[list[FieldError], _Placement]:
+    """Every problem with ``req`` at once, and its parsed placement options."""
     errors = []
+    constraints: tuple[Constraint, ...] = ()
+    strategies: tuple[Strategy, ...] = DEFAULT_STRATEGIES
+    try:
+        constraints = parse_constraints(req.placement_constraints)
+    except ValidationFailed as exc:
+        errors.extend(exc.errors)
+    try:
+        strategies = parse_strategies(req.placement_strategy)
+    except ValidationFailed as exc:
+        errors.extend(exc.errors)
     if not 1 <= req.count <= 100:
         errors.append(FieldError("count", "must be between 1 and 100"))
     if req.timeout_seconds is not None and req.timeout_seconds <= 0:
         errors.append(FieldError("timeoutSeconds", "must be > 0"))
     if req.started_by is not None and len(req.started_by) > 128:
         errors.append(FieldError("startedBy", "must be at most 128 characters"))
-    return errors
+    return errors, _Placement(constraints, strategies)
 
 
-def node_capacity(node: Node, reserved: Mapping[str, tuple[int, int]]) -> NodeCapacity:
-    cpu, memory = reserved.get(node.node_id, (0, 0))
+def node_capacity(node: Node, load: Mapping[str, NodeLoad]) -> NodeCapacity:
+    used = load.get(node.node_id) or NodeLoad()
     return NodeCapacity(
         node_id=node.node_id,
         cpu=node.cpu,
         memory=node.memory,
-        used_cpu=cpu,
-        used_memory=memory,
+        used_cpu=used.cpu,
+        used_memory=used.memory,
         accepting=node.status == NodeStatus.ACTIVE,
+        attributes=node.attributes,
+        group_counts=used.groups,
     )
 
 
@@ -101,26 +125,27 @@ class Tasks:
         self._placement_lock = asyncio.Lock()
 
     async def run(self, req: RunTaskRequest) -> RunTaskResult:
-        errors = _validate_request(req)
+        errors, placement = _validate_request(req)
         family, revision = parse_taskdef_ref(req.task_definition)
         async with self._placement_lock:
             # the task definition, nodes and reservations in one store call: each call is a
             # hop to the store's thread and back, the larger part of a small read's cost
-            td, nodes, reserved = await self._store.placement_inputs(family, revision)
+            td, nodes, load = await self._store.placement_inputs(family, revision)
             if td is None:
                 raise NotFound(f"task definition {req.task_definition} not found")
-            return await self._place(req, td, nodes, reserved, errors)
+            return await self._place(req, td, nodes, load, errors, placement)
 
     async def _place(
         self,
         req: RunTaskRequest,
         td: TaskDefinition,
         nodes: list[Node],
-        reserved: Mapping[str, tuple[int, int]],
+        load: Mapping[str, NodeLoad],
         errors: list[FieldError],
+        placement: _Placement,
     ) -> RunTaskResult:
         """Validate against ``td`` and place; the caller holds the placement lock, so
-        ``reserved`` stays true until the tasks placed here are created."""
+        ``load`` stays true until the tasks placed here are created."""
         if td.status != TaskDefinitionStatus.ACTIVE:
             errors.append(
                 FieldError("taskDefinition", f"{td.arn} is {td.status.value}; it cannot run")
@@ -140,22 +165,31 @@ class Tasks:
 
         cpu, memory = reserved_resources(td, req.overrides)
         placements = place_many(
-            Demand(cpu=cpu, memory=memory),
+            Demand(
+                cpu=cpu,
+                memory=memory,
+                constraints=placement.constraints,
+                group=self._group(req, td),
+            ),
             req.count,
-            [node_capacity(n, reserved) for n in nodes],
+            [node_capacity(n, load) for n in nodes],
+            placement.strategies,
         )
         tasks: list[Task] = []
         failures: list[Failure] = []
         for p in placements:
             if p.node_id is None:
-                detail = "; ".join(f"{r.node_id}: {r.detail}" for r in p.rejections)
-                failures.append(Failure(td.arn, p.reason, detail or "no nodes registered"))
+                failures.append(Failure(td.arn, p.reason, p.summary()))
                 continue
             task = await self._store.create_task(self._new_task(td, req, p.node_id, cpu, memory))
             tasks.append(task)
             if self._on_placed is not None:
                 self._on_placed(task)
         return RunTaskResult(tasks, failures)
+
+    @staticmethod
+    def _group(req: RunTaskRequest, td: TaskDefinition) -> str:
+        return req.group or f"family:{td.family}"
 
     def _new_task(
         self, td: TaskDefinition, req: RunTaskRequest, node_id: str, cpu: int, memory: int
@@ -181,7 +215,7 @@ class Tasks:
             memory=memory,
             overrides=req.overrides,
             started_by=req.started_by,
-            group=req.group or f"family:{td.family}",
+            group=self._group(req, td),
             timeout_seconds=req.timeout_seconds,
             created_at=self._clock.now(),
         )

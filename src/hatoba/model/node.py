@@ -28,3 +28,19 @@ class Node(WireModel):
     registered_at: datetime
     heartbeat_at: datetime
     version: int = 0
+
+
+class NodeDescription(Node):
+    """A node with what its tasks not yet STOPPED hold (DescribeNode, ListNodes)."""
+
+    used_cpu: int = 0
+    used_memory: int = 0
+    running_tasks_count: int = 0
+
+    @property
+    def free_cpu(self) -> int:
+        return self.cpu - self.used_cpu
+
+    @property
+    def free_memory(self) -> int:
+        return self.memory - self.used_memory

@@ -32,6 +32,20 @@ class Change:
     value: Task | TaskDefinition | Node | None = field(default=None, compare=False, repr=False)
 
 
+@dataclass
+class NodeLoad:
+    """What tasks not yet STOPPED hold on one node: cpu units, MiB, and how many tasks of
+    each task group (``""`` for tasks without one)."""
+
+    cpu: int = 0
+    memory: int = 0
+    groups: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> int:
+        return sum(self.groups.values())
+
+
 class Store(Protocol):
     async def migrate(self) -> None:
         """Create or upgrade the schema (numbered migrations, idempotent)."""
@@ -99,11 +113,16 @@ class Store(Protocol):
         """(cpu units, MiB) reserved on each node by tasks not yet STOPPED."""
         ...
 
+    async def node_load(self) -> dict[str, NodeLoad]:
+        """Per node (with any task not yet STOPPED): reserved cpu/memory and task counts
+        per group."""
+        ...
+
     async def placement_inputs(
         self, family: str, revision: int | None = None
-    ) -> tuple[TaskDefinition | None, list[Node], dict[str, tuple[int, int]]]:
+    ) -> tuple[TaskDefinition | None, list[Node], dict[str, NodeLoad]]:
         """What placing a task needs, read in one transaction: the task definition (as
-        ``get_task_definition``), ``list_nodes()`` and ``node_reservations()``."""
+        ``get_task_definition``), ``list_nodes()`` and ``node_load()``."""
         ...
 
     # -- nodes -------------------------------------------------------------------------

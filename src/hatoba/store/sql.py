@@ -31,7 +31,7 @@ from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 from hatoba.store import migrations, sql_params
 from hatoba.store.engine import backend
 from hatoba.store.feed import ChangeNotifier
-from hatoba.store.protocol import Change, Store
+from hatoba.store.protocol import Change, NodeLoad, Store
 from hatoba.store.runner import MIGRATION_LOCK, PostgresRunner, SqliteRunner, Tx
 from hatoba.store.schema import changes, families, nodes, task_definitions, tasks
 
@@ -68,6 +68,17 @@ _RESERVATIONS = (
     # when the query's WHERE matches the index's
     .where(text("last_status <> 'STOPPED'"), tasks.c.node_id.is_not(None))
     .group_by(tasks.c.node_id)
+)
+_LOAD = (
+    select(
+        tasks.c.node_id,
+        tasks.c.group_name,
+        func.sum(tasks.c.cpu),
+        func.sum(tasks.c.memory),
+        func.count(),
+    )
+    .where(text("last_status <> 'STOPPED'"), tasks.c.node_id.is_not(None))
+    .group_by(tasks.c.node_id, tasks.c.group_name)
 )
 
 
@@ -153,18 +164,18 @@ class SqlStore:
 
     async def placement_inputs(
         self, family: str, revision: int | None = None
-    ) -> tuple[TaskDefinition | None, list[Node], dict[str, tuple[int, int]]]:
-        def run(tx: Tx) -> tuple[str | None, Sequence[str], dict[str, tuple[int, int]]]:
+    ) -> tuple[TaskDefinition | None, list[Node], dict[str, NodeLoad]]:
+        def run(tx: Tx) -> tuple[str | None, Sequence[str], dict[str, NodeLoad]]:
             body = _taskdef_body(tx, family, revision)
             if body is None:
                 return None, [], {}
-            return body, tx.conn.scalars(_LIST_NODES).all(), _reservations(tx)
+            return body, tx.conn.scalars(_LIST_NODES).all(), _load(tx)
 
-        body, node_bodies, reserved = await self._runner.run(run, write=False)
+        body, node_bodies, load = await self._runner.run(run, write=False)
         if body is None:
             return None, [], {}
         td = TaskDefinition.model_validate_json(body)
-        return td, [Node.model_validate_json(b) for b in node_bodies], reserved
+        return td, [Node.model_validate_json(b) for b in node_bodies], load
 
     async def list_task_definitions(
         self, family: str | None = None, status: TaskDefinitionStatus | None = None
@@ -333,6 +344,9 @@ class SqlStore:
     async def node_reservations(self) -> dict[str, tuple[int, int]]:
         return await self._runner.run(_reservations, write=False)
 
+    async def node_load(self) -> dict[str, NodeLoad]:
+        return await self._runner.run(_load, write=False)
+
     async def list_nodes(self) -> list[Node]:
         bodies = await self._runner.run(lambda tx: tx.conn.scalars(_LIST_NODES).all(), write=False)
         return [Node.model_validate_json(b) for b in bodies]
@@ -455,6 +469,17 @@ def _reservations(tx: Tx) -> dict[str, tuple[int, int]]:
         str(node): (int(cpu or 0), int(mem or 0))
         for node, cpu, mem in tx.conn.execute(_RESERVATIONS).all()
     }
+
+
+def _load(tx: Tx) -> dict[str, NodeLoad]:
+    out: dict[str, NodeLoad] = {}
+    for node, group, cpu, mem, count in tx.conn.execute(_LOAD).all():
+        load = out.setdefault(str(node), NodeLoad())
+        load.cpu += int(cpu or 0)
+        load.memory += int(mem or 0)
+        key = group or ""
+        load.groups[key] = load.groups.get(key, 0) + int(count)
+    return out
 
 
 def _dump(model: TaskDefinition | Task | Node) -> str:
