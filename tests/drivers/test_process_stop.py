@@ -52,7 +52,9 @@ def group_pids(pgid: int) -> set[int]:
 
 async def test_stop_timeout_escalates_to_sigkill(containers: Containers) -> None:
     spec, handle = await containers.start(["sh", "-c", "trap '' TERM; echo ready; sleep 100"])
-    await eventually(lambda: spec.log_path.exists() and lines(spec.log_path) == [b"ready"])
+    await eventually(
+        lambda: spec.log_path.exists() and lines(spec.log_path, complete=False) == [b"ready"]
+    )
     await containers.driver.stop(handle, "SIGTERM", 0.3)
     status = await containers.driver.wait(handle)
     assert (status.exit_code, status.signal) == (137, signal.SIGKILL)

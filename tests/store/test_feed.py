@@ -87,3 +87,21 @@ async def test_wait_times_out_with_the_current_seq(store: SqlStore) -> None:
     assert await store.wait_for_change(seq, timeout=0.1) == seq
     # Already behind: returns at once without waiting.
     assert await asyncio.wait_for(store.wait_for_change(0, timeout=30), 5) == seq
+
+
+async def test_prune_keeps_recent_changes_and_the_newest_seq(new_store: Any) -> None:
+    now = [T0]
+    s = await new_store(clock=lambda: now[0])
+    for i in range(3):
+        await s.create_task(make_task(f"old{i}"))
+    now[0] = T0 + timedelta(hours=2)
+    await s.create_task(make_task("recent"))
+    assert await s.prune_changes(T0 + timedelta(hours=1)) == 3
+    reader = await new_store()  # another process: reads the feed from the database
+    assert [c.key for c in await reader.changes_since(0)] == ["recent"]
+    newest = await s.last_change_seq()
+    # everything is old now, but the newest entry stays so the seq never goes back
+    assert await s.prune_changes(T0 + timedelta(days=1)) == 0
+    assert await s.last_change_seq() == newest
+    await s.create_task(make_task("next"))
+    assert await s.last_change_seq() == newest + 1

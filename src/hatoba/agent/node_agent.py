@@ -29,6 +29,7 @@ from hatoba.store.protocol import Change
 from hatoba.supervise import Supervisor
 
 log = logging.getLogger("hatoba.agent")
+CHANGE_FEED_KEPT = timedelta(hours=1)
 LIVE = [s for s in LastStatus if s != LastStatus.STOPPED]
 
 
@@ -189,9 +190,12 @@ class NodeAgent:
                 await self.ctx.store.put_node(node)
         except Conflict:
             pass
-        purged = await self.ctx.store.delete_stopped_tasks(self.ctx.clock.now() - self.retention)
+        now = self.ctx.clock.now()
+        purged = await self.ctx.store.delete_stopped_tasks(now - self.retention)
         for task_id in purged:
             _remove_tree(self.ctx.layout.task_dir(task_id))
+        # the change feed only wakes loops up; an hour of it is plenty for any reader
+        await self.ctx.store.prune_changes(now - CHANGE_FEED_KEPT)
 
     async def exec(self, task_id: str, container: str | None, exec_spec: ExecSpec) -> ExecProcess:
         """Start a command inside a running container of a task on this node."""

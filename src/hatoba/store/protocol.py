@@ -211,6 +211,12 @@ class Store(Protocol):
         to ``wait_for_change``/``changes_since`` and miss no later change."""
         ...
 
+    async def prune_changes(self, before: datetime) -> int:
+        """Drop feed entries older than ``before``, always keeping the newest (so the
+        feed's seq never goes back). Readers that fell further behind than that resync
+        from state, as every level-triggered loop does anyway. Returns how many went."""
+        ...
+
     async def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
         """Changes after ``seq`` in order, at most ``limit``; at least up to the seq the
         last ``wait_for_change`` returned. Served from memory, with ``value`` set, while

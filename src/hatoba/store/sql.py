@@ -425,6 +425,12 @@ class SqlStore:
         self._notifier.publish(seq)  # wakes local waiters for other processes' writes too
         return max(seq, self._notifier.seq)
 
+    async def prune_changes(self, before: datetime) -> int:
+        newest = select(func.max(changes.c.seq)).scalar_subquery()
+        stmt = delete(changes).where(changes.c.at < before, changes.c.seq < newest)
+        deleted: int = await self._runner.run(lambda tx: tx.conn.execute(stmt).rowcount, write=True)
+        return deleted
+
     def known_change_seq(self) -> int:
         return self._notifier.seq
 
