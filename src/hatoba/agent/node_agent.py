@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import platform
+import shutil
 import socket
 import uuid
 from collections.abc import Mapping
@@ -192,8 +193,10 @@ class NodeAgent:
             pass
         now = self.ctx.clock.now()
         purged = await self.ctx.store.delete_stopped_tasks(now - self.retention)
-        for task_id in purged:
-            _remove_tree(self.ctx.layout.task_dir(task_id))
+        for task_id in purged:  # logs can be large: delete them off the event loop
+            await asyncio.to_thread(
+                shutil.rmtree, self.ctx.layout.task_dir(task_id), ignore_errors=True
+            )
         # the change feed only wakes loops up; an hour of it is plenty for any reader
         await self.ctx.store.prune_changes(now - CHANGE_FEED_KEPT)
 
@@ -215,9 +218,3 @@ class NodeAgent:
         runner = self._runners.get(task_id) or TaskRunner(self.ctx, task_id)
         specs: dict[str, ContainerSpec] = await runner.specs(task)
         return await self.ctx.driver.exec_process(c.handle, specs[name], exec_spec)
-
-
-def _remove_tree(path: object) -> None:
-    import shutil
-
-    shutil.rmtree(str(path), ignore_errors=True)
