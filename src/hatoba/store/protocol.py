@@ -16,6 +16,7 @@ from typing import Protocol
 from hatoba.model.access import ApiToken, AuditEntry
 from hatoba.model.node import Node
 from hatoba.model.params import StoredParameter
+from hatoba.model.service import Service, ServiceEvent
 from hatoba.model.task import DesiredStatus, LastStatus, Task
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 
@@ -23,13 +24,15 @@ from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 @dataclass(frozen=True)
 class Change:
     seq: int
-    kind: str  # "task", "taskdef", "node", "param", "token"
-    key: str  # task id, "family:revision", node id, parameter name, token id
+    kind: str  # "task", "taskdef", "node", "param", "token", "service"
+    key: str  # task id, "family:revision", node id, parameter name, token id, service name
     at: datetime
     # The object as this change committed it, when this process made the change (so a
     # reader needs no re-read); None when read back from the database, and for deletes.
     # Shared between readers: treat it as read-only.
-    value: Task | TaskDefinition | Node | None = field(default=None, compare=False, repr=False)
+    value: Task | TaskDefinition | Node | Service | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass
@@ -200,6 +203,54 @@ class Store(Protocol):
     ) -> list[AuditEntry]:
         """Newest first, at most ``limit``; pass the last ``seq`` seen as ``before_seq`` for
         the next page."""
+        ...
+
+    # -- services ------------------------------------------------------------------------
+    async def create_service(self, service: Service) -> Service:
+        """Insert (version 1); ``Conflict`` if a service of that name exists."""
+        ...
+
+    async def get_service(self, name: str) -> Service | None: ...
+
+    async def list_services(self) -> list[Service]:
+        """Ordered by name."""
+        ...
+
+    async def update_service(self, service: Service) -> Service:
+        """Compare-and-set on ``service.version``; returns the stored service (version + 1).
+        ``NotFound`` if it was deleted."""
+        ...
+
+    async def delete_service(self, name: str) -> None:
+        """Delete the service and its events (a ``service`` change with no value).
+        NotFound if absent."""
+        ...
+
+    async def append_service_events(self, events: Sequence[ServiceEvent]) -> None:
+        """Append in one transaction (ids assigned in order); keeps the newest
+        ``MAX_EVENTS_KEPT`` per service."""
+        ...
+
+    async def list_service_events(
+        self, name: str, *, limit: int = 100, after_id: int | None = None
+    ) -> list[ServiceEvent]:
+        """Newest first, at most ``limit``; with ``after_id`` only newer ones."""
+        ...
+
+    async def service_tasks(self, group: str, stopped_after: datetime | None) -> list[Task]:
+        """The group's tasks not yet STOPPED, plus those STOPPED at or after
+        ``stopped_after`` (all stopped ones when None), ordered by created_at."""
+        ...
+
+    # -- leases (leader election between control planes on one database) ----------------
+    async def acquire_lease(self, name: str, holder: str, ttl: float, now: datetime) -> bool:
+        """Take or renew lease ``name`` for ``holder`` until ``now + ttl`` seconds: True
+        when it is free, expired (its expiry <= ``now``), or already ``holder``'s. Atomic
+        across processes."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up if ``holder`` has it (so another can take it at once)."""
         ...
 
     # -- change feed -------------------------------------------------------------------
