@@ -12,6 +12,7 @@ from hatoba.model.layout import DataLayout
 
 DEFAULT_PORT = 7117
 DEFAULT_RETENTION_HOURS = 7 * 24.0
+DEFAULT_LEASE_TTL = 15.0
 # ECS's attribute rules: names of letters, digits and ``-_./\\``, values also ``@:`` and
 # spaces, each at most 128 characters
 _ATTR_NAME = re.compile(r"[A-Za-z0-9_.\-/\\]{1,128}")
@@ -69,6 +70,9 @@ class Settings:
     tls_cert: Path | None = None  # PEM certificate (chain); with tls_key, serve https
     tls_key: Path | None = None
     node_attributes: Mapping[str, str] = field(default_factory=dict)  # custom node attributes
+    # seconds a control plane's service-scheduler lease lasts unrenewed: how long a standby
+    # waits to take over after the leader died
+    scheduler_lease_ttl: float = DEFAULT_LEASE_TTL
 
     @property
     def layout(self) -> DataLayout:
@@ -87,7 +91,21 @@ class Settings:
             tls_cert=_path_env("HATOBA_TLS_CERT"),
             tls_key=_path_env("HATOBA_TLS_KEY"),
             node_attributes=parse_node_attributes(os.environ.get("HATOBA_NODE_ATTRIBUTES", "")),
+            scheduler_lease_ttl=_positive_float("HATOBA_SCHEDULER_LEASE_TTL", DEFAULT_LEASE_TTL),
         )
+
+
+def _positive_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be > 0, got {raw}")
+    return value
 
 
 def _path_env(name: str) -> Path | None:

@@ -34,6 +34,8 @@ from hatoba.api.services import ApiServices
 from hatoba.config import Settings
 from hatoba.controllers.nodes import Nodes
 from hatoba.controllers.parameters import Parameters, ParameterStoreResolver
+from hatoba.controllers.service_loop import LoopSettings, ServiceScheduler
+from hatoba.controllers.services import Services
 from hatoba.controllers.taskdefs import TaskDefinitions
 from hatoba.controllers.tasks import Tasks
 from hatoba.controllers.tokens import Tokens
@@ -132,11 +134,13 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
             retention=timedelta(hours=settings.stopped_task_retention_hours),
             attributes=settings.node_attributes,
         )
+        tasks = Tasks(store, clock, on_placed=agent.offer)
         services = ApiServices(
             store=store,
             layout=layout,
             task_definitions=TaskDefinitions(store),
-            tasks=Tasks(store, clock, on_placed=agent.offer),
+            tasks=tasks,
+            services=Services(store, clock),
             nodes=Nodes(store),
             agent=agent,
             parameters=parameters,
@@ -151,10 +155,22 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
             ready.cancel()
             agent_task.result()  # raises the start-up error
         audit_task = asyncio.create_task(services.tokens.audit_writer.run(), name="audit")
+        scheduler = ServiceScheduler(
+            store,
+            clock,
+            tasks,
+            # one control plane per data directory (its lock), so the node id is a unique
+            # holder, and a restarted control plane takes its own lease back at once
+            holder=agent.node_id,
+            settings=LoopSettings(lease_ttl=settings.scheduler_lease_ttl),
+        )
+        services.scheduler = scheduler
+        scheduler_task = asyncio.create_task(scheduler.run(), name="service-scheduler")
         try:
             yield services
         finally:
-            for task in (agent_task, audit_task):  # the audit writer writes what is left
+            # the scheduler first (it releases its lease); the audit writer writes what is left
+            for task in (scheduler_task, agent_task, audit_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -247,6 +263,7 @@ class EmbeddedServer:
             port=0,
             stopped_task_retention_hours=settings.stopped_task_retention_hours,
             node_attributes=settings.node_attributes,
+            scheduler_lease_ttl=settings.scheduler_lease_ttl,
         )  # loopback, in-process: plain http (the CLI talks to it directly), never TLS
         self._ready = threading.Event()
         self._running: Running | None = None

@@ -1,8 +1,9 @@
 """Nodes as operators see them: list, describe (with what tasks hold), drain, activate.
 
-Drain follows ECS for standalone tasks: a DRAINING node takes no new tasks (RunTask reports
-``INACTIVE_NODE``) but tasks already running on it keep running until they stop. Services
-(which would move their tasks elsewhere) come later.
+Drain follows ECS: a DRAINING node takes no new tasks (RunTask reports ``INACTIVE_NODE``);
+standalone tasks already running on it keep running until they stop; the service scheduler
+moves REPLICA tasks elsewhere (new ones first, within the deployment limits) and stops
+DAEMON tasks last, once nothing else runs on the node.
 """
 
 from __future__ import annotations

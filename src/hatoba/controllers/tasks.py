@@ -49,6 +49,19 @@ class RunTaskRequest:
 
 
 @dataclass(frozen=True)
+class ServiceLaunch:
+    """Tasks for one service deployment: ``node_id`` pins them to a node (DAEMON)."""
+
+    task_definition: str  # "family:revision"
+    count: int
+    started_by: str  # the deployment id
+    group: str  # "service:NAME"
+    constraints: tuple[Constraint, ...] = ()
+    strategies: tuple[Strategy, ...] = DEFAULT_STRATEGIES
+    node_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Failure:
     arn: str
     reason: str
@@ -192,7 +205,7 @@ class Tasks:
         return req.group or f"family:{td.family}"
 
     def _new_task(
-        self, td: TaskDefinition, req: RunTaskRequest, node_id: str, cpu: int, memory: int
+        self, td: TaskDefinition, req: RunTaskRequest, node_id: str | None, cpu: int, memory: int
     ) -> Task:
         containers = [
             Container(
@@ -219,6 +232,67 @@ class Tasks:
             timeout_seconds=req.timeout_seconds,
             created_at=self._clock.now(),
         )
+
+    async def launch_for_service(self, req: ServiceLaunch) -> list[Task]:
+        """Create ``req.count`` tasks of a service deployment, placed where they fit. Those
+        that fit nowhere are still created, as PROVISIONING without a node and with the
+        placement's reason in ``pendingReason``; ``place_waiting`` places them later."""
+        family, revision = parse_taskdef_ref(req.task_definition)
+        async with self._placement_lock:
+            td, nodes, load = await self._store.placement_inputs(family, revision)
+            if td is None:
+                raise NotFound(f"task definition {req.task_definition} not found")
+            cpu, memory = reserved_resources(td, TaskOverride())
+            demand = Demand(cpu=cpu, memory=memory, constraints=req.constraints, group=req.group)
+            capacities = [node_capacity(n, load) for n in nodes]
+            if req.node_id is not None:
+                capacities = [c for c in capacities if c.node_id == req.node_id]
+            placements = place_many(demand, req.count, capacities, req.strategies)
+            run = RunTaskRequest(task_definition=td.arn, started_by=req.started_by, group=req.group)
+            out = []
+            for p in placements:
+                task = self._new_task(td, run, p.node_id, cpu, memory)
+                if p.node_id is None:
+                    task.last_status = LastStatus.PROVISIONING
+                    task.pending_reason = p.summary()
+                task = await self._store.create_task(task)
+                out.append(task)
+                if p.node_id is not None and self._on_placed is not None:
+                    self._on_placed(task)
+            return out
+
+    async def place_waiting(
+        self, task: Task, constraints: tuple[Constraint, ...], strategies: tuple[Strategy, ...]
+    ) -> Task:
+        """Try again to place a PROVISIONING task that found no node; returns it placed
+        (PENDING on a node) or with its reason brought up to date."""
+        family, revision = parse_taskdef_ref(task.task_definition_arn)
+        async with self._placement_lock:
+            _, nodes, load = await self._store.placement_inputs(family, revision)
+            demand = Demand(
+                cpu=task.cpu, memory=task.memory, constraints=constraints, group=task.group
+            )
+            p = place_many(demand, 1, [node_capacity(n, load) for n in nodes], strategies)[0]
+
+            def change(t: Task) -> Task | None:
+                if t.node_id is not None or t.last_status != LastStatus.PROVISIONING:
+                    return None
+                if t.desired_status == DesiredStatus.STOPPED:
+                    return None
+                if p.node_id is None:
+                    if t.pending_reason == p.summary():
+                        return None
+                    t.pending_reason = p.summary()
+                    return t
+                t.node_id = p.node_id
+                t.last_status = LastStatus.PENDING
+                t.pending_reason = None
+                return t
+
+            placed = await mutate_task(self._store, task.task_id, change, current=task)
+        if placed.node_id is not None and task.node_id is None and self._on_placed is not None:
+            self._on_placed(placed)
+        return placed
 
     async def resolve(self, ref: str) -> Task:
         """A task by id or unique id prefix (at least 4 characters)."""
@@ -249,6 +323,11 @@ class Tasks:
             t.stop_code = stop_code
             t.stopped_reason = reason or "Task stopped by user"
             t.stopping_at = t.stopping_at or now
+            if t.node_id is None and t.last_status == LastStatus.PROVISIONING:
+                # never placed: no agent will ever see it, and nothing runs
+                t.last_status = LastStatus.STOPPED
+                t.execution_stopped_at = t.stopped_at = now
+                t.pending_reason = None
             return t
 
         return await mutate_task(self._store, task.task_id, change, current=task)

@@ -79,7 +79,7 @@ def maximum_tasks(desired: int, percent: int) -> int:
 
 
 def circuit_breaker_threshold(desired: int) -> int:
-    """ceil(0.5 × desired), clamped to [3, 200] (ECS)."""
+    """ceil(0.5 * desired), clamped to [3, 200] (ECS)."""
     return min(200, max(3, math.ceil(0.5 * desired)))
 
 

@@ -115,6 +115,9 @@ class Task(WireModel):
     health_status: HealthStatus = HealthStatus.UNKNOWN
     stop_code: StopCode | None = None
     stopped_reason: str | None = None
+    # why a service task is still waiting for a node (lastStatus PROVISIONING, no nodeId):
+    # the placement's summary, e.g. "RESOURCE:MEMORY (2 nodes)"
+    pending_reason: str | None = None
     containers: list[Container] = Field(default_factory=list)
     cpu: int = 0  # cpu units reserved on the node
     memory: int = 0  # MiB reserved on the node

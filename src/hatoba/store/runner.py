@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, func, select
 
 from hatoba.model.node import Node
+from hatoba.model.service import Service
 from hatoba.model.task import Task
 from hatoba.model.taskdef import TaskDefinition
 from hatoba.store.engine import postgres_engine, sqlite_engine
@@ -57,7 +58,7 @@ class Tx:
         self.changes: list[Change] = []
 
     def record(
-        self, kind: str, key: str, value: Task | TaskDefinition | Node | None = None
+        self, kind: str, key: str, value: Task | TaskDefinition | Node | Service | None = None
     ) -> None:
         """Append to the change feed. On PostgreSQL the first append takes a lock held to
         commit, so seqs become visible in order: otherwise a reader could see seq 6 commit

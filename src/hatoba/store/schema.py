@@ -162,6 +162,39 @@ audit = Table(
     sqlite_autoincrement=True,
 )
 
+# Services (``Service`` as JSON). Tasks point to theirs through ``tasks.group_name``.
+services = Table(
+    "services",
+    metadata,
+    Column("service_name", String(255), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+# A service's event log (``ServiceEvent`` as JSON; its id is ``seq``), the newest
+# ``MAX_EVENTS_KEPT`` per service. Not on the change feed.
+service_events = Table(
+    "service_events",
+    metadata,
+    Column("seq", SeqInteger, primary_key=True, autoincrement=True),
+    Column("service_name", String(255), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_service_events_service_name", "service_name", "seq"),
+    sqlite_autoincrement=True,
+)
+
+# Leader election between control planes on one database: who holds ``name`` until when.
+# ``version`` counts the acquisitions (takes and renewals). Not on the change feed.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
 schema_migrations = Table(
     "schema_migrations",
     metadata,

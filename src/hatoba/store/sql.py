@@ -26,9 +26,10 @@ from hatoba.model.base import utcnow
 from hatoba.model.errors import Conflict, NotFound
 from hatoba.model.node import Node
 from hatoba.model.params import StoredParameter
+from hatoba.model.service import Service, ServiceEvent
 from hatoba.model.task import DesiredStatus, LastStatus, Task
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
-from hatoba.store import migrations, sql_params
+from hatoba.store import migrations, sql_params, sql_services
 from hatoba.store.engine import backend
 from hatoba.store.feed import ChangeNotifier
 from hatoba.store.protocol import Change, NodeLoad, Store
@@ -415,6 +416,55 @@ class SqlStore:
         return await self._runner.run(
             lambda tx: sql_params.list_audit(tx, limit, before_seq), write=False
         )
+
+    # -- services, their events and tasks (transaction bodies in sql_services.py) ----------
+    async def create_service(self, service: Service) -> Service:
+        try:
+            return await self._runner.run(
+                lambda tx: sql_services.create_service(tx, service), write=True
+            )
+        except IntegrityError as e:
+            raise Conflict(f"service {service.service_name} already exists") from e
+
+    async def get_service(self, name: str) -> Service | None:
+        return await self._runner.run(lambda tx: sql_services.get_service(tx, name), write=False)
+
+    async def list_services(self) -> list[Service]:
+        return await self._runner.run(sql_services.list_services, write=False)
+
+    async def update_service(self, service: Service) -> Service:
+        return await self._runner.run(
+            lambda tx: sql_services.update_service(tx, service), write=True
+        )
+
+    async def delete_service(self, name: str) -> None:
+        await self._runner.run(lambda tx: sql_services.delete_service(tx, name), write=True)
+
+    async def append_service_events(self, events: Sequence[ServiceEvent]) -> None:
+        await self._runner.run(
+            lambda tx: sql_services.append_service_events(tx, events), write=True
+        )
+
+    async def list_service_events(
+        self, name: str, *, limit: int = 100, after_id: int | None = None
+    ) -> list[ServiceEvent]:
+        return await self._runner.run(
+            lambda tx: sql_services.list_service_events(tx, name, limit, after_id), write=False
+        )
+
+    async def service_tasks(self, group: str, stopped_after: datetime | None) -> list[Task]:
+        return await self._runner.run(
+            lambda tx: sql_services.service_tasks(tx, group, stopped_after), write=False
+        )
+
+    # -- leases ----------------------------------------------------------------------------------
+    async def acquire_lease(self, name: str, holder: str, ttl: float, now: datetime) -> bool:
+        return await self._runner.run(
+            lambda tx: sql_services.acquire_lease(tx, name, holder, ttl, now), write=True
+        )
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._runner.run(lambda tx: sql_services.release_lease(tx, name, holder), write=True)
 
     # -- change feed ---------------------------------------------------------------------------
     async def last_change_seq(self) -> int:
