@@ -189,9 +189,9 @@ def test_kill_9_mid_deployment_resumes_within_limits(tmp_path: Path) -> None:
             server.call("PATCH", "/v1/services/api", json={"taskDefinition": "api"})
 
             def mid_way() -> bool:
-                rows = reader()
-                news = [r for r in rows if json.loads(r[2])["taskDefinitionArn"] == "api:2"]
-                return bool(news) and len(news) < 4
+                tds = [(json.loads(r[2])["taskDefinitionArn"], r[1]) for r in reader()]
+                started = any(td == "api:2" for td, _ in tds)
+                return started and any(td == "api:1" and last != "STOPPED" for td, last in tds)
 
             wait_until(mid_way, 20, "the deployment to be under way")
             server.kill9()
@@ -203,7 +203,9 @@ def test_kill_9_mid_deployment_resumes_within_limits(tmp_path: Path) -> None:
         assert monitor.least >= 2, monitor.least  # ceil(4 x 50%)
         # no orphan: every old process is gone, exactly the four new ones run
         wait_until(lambda: not processes(old), 10, "old processes to exit")
-        assert len(processes(new)) == 4
+        assert len(processes(new)) == 4, [
+            (p.pid, p.ppid(), p.parent().cmdline() if p.parent() else None) for p in processes(new)
+        ] + [json.loads(r[2])["containers"][0].get("pid") for r in reader()]
         rows = reader()
         live = [r for r in rows if r[1] != "STOPPED"]
         assert len(live) == 4

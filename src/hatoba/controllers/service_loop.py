@@ -310,7 +310,7 @@ class ServiceScheduler:
                 continue
             deployment = next(d for d in service.deployments if d.id == launch.deployment_id)
             try:
-                created = await self._tasks.launch_for_service(
+                created, reasons = await self._tasks.launch_for_service(
                     ServiceLaunch(
                         task_definition=deployment.task_definition,
                         count=launch.count,
@@ -324,11 +324,8 @@ class ServiceScheduler:
             except HatobaError as exc:
                 waiting.append(str(exc))
                 continue
-            for task in created:
-                if task.node_id is None:
-                    waiting.append(task.pending_reason or "no node")
-                else:
-                    placed.append(task.task_id[:12])
+            waiting.extend(reasons)
+            placed.extend(t.task_id[:12] for t in created if t.node_id is not None)
         return placed, waiting
 
     async def _place_waiting(
@@ -336,7 +333,10 @@ class ServiceScheduler:
     ) -> tuple[list[str], list[str]]:
         placed: list[str] = []
         waiting: list[str] = []
-        if service.status != ServiceStatus.ACTIVE:
+        if (
+            service.status != ServiceStatus.ACTIVE
+            or service.scheduling_strategy == SchedulingStrategy.DAEMON  # pinned: never waits
+        ):
             return placed, waiting
         strategies = self._strategies(service)
         for task in tasks:

@@ -233,10 +233,12 @@ class Tasks:
             created_at=self._clock.now(),
         )
 
-    async def launch_for_service(self, req: ServiceLaunch) -> list[Task]:
-        """Create ``req.count`` tasks of a service deployment, placed where they fit. Those
-        that fit nowhere are still created, as PROVISIONING without a node and with the
-        placement's reason in ``pendingReason``; ``place_waiting`` places them later."""
+    async def launch_for_service(self, req: ServiceLaunch) -> tuple[list[Task], list[str]]:
+        """Create ``req.count`` tasks of a service deployment, placed where they fit, and
+        the reasons for those that fit nowhere. Unpinned ones that fit nowhere are still
+        created, as PROVISIONING without a node and with the placement's reason in
+        ``pendingReason``; ``place_waiting`` places them later. Pinned ones (a DAEMON's,
+        ``req.node_id``) are not: the service scheduler tries that node again itself."""
         family, revision = parse_taskdef_ref(req.task_definition)
         async with self._placement_lock:
             td, nodes, load = await self._store.placement_inputs(family, revision)
@@ -249,8 +251,13 @@ class Tasks:
                 capacities = [c for c in capacities if c.node_id == req.node_id]
             placements = place_many(demand, req.count, capacities, req.strategies)
             run = RunTaskRequest(task_definition=td.arn, started_by=req.started_by, group=req.group)
-            out = []
+            out: list[Task] = []
+            reasons: list[str] = []
             for p in placements:
+                if p.node_id is None:
+                    reasons.append(p.summary())
+                    if req.node_id is not None:
+                        continue
                 task = self._new_task(td, run, p.node_id, cpu, memory)
                 if p.node_id is None:
                     task.last_status = LastStatus.PROVISIONING
@@ -259,7 +266,7 @@ class Tasks:
                 out.append(task)
                 if p.node_id is not None and self._on_placed is not None:
                     self._on_placed(task)
-            return out
+            return out, reasons
 
     async def place_waiting(
         self, task: Task, constraints: tuple[Constraint, ...], strategies: tuple[Strategy, ...]

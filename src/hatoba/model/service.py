@@ -19,6 +19,7 @@ from hatoba.model.base import WireModel
 SERVICE_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,254}$"
 MAX_DESIRED_COUNT = 10_000
 MAX_EVENTS_KEPT = 100  # per service, as ECS shows
+DEFAULT_MIN_HEALTHY_TIME = 3  # seconds
 
 
 class SchedulingStrategy(StrEnum):
@@ -56,6 +57,11 @@ class DeploymentConfiguration(WireModel):
     deployment_circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
     maximum_percent: int | None = Field(default=None, ge=100, le=1000)
     minimum_healthy_percent: int | None = Field(default=None, ge=0, le=100)
+    # hatoba's addition (Nomad's min_healthy_time): a RUNNING task counts as healthy only
+    # once it has run this long (and passed its health check, if it has one). Without it, a
+    # revision that crashes a moment after starting looks healthy long enough to replace
+    # every old task and complete its deployment before the circuit breaker sees a failure.
+    minimum_healthy_time_seconds: int = Field(default=DEFAULT_MIN_HEALTHY_TIME, ge=0, le=3600)
 
     def limits(self, strategy: SchedulingStrategy) -> tuple[int, int]:
         """(minimumHealthyPercent, maximumPercent) with defaults applied."""
