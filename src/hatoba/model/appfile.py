@@ -14,6 +14,7 @@ a literal ``${``. A variable that is undefined and has no default is an error.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import datetime as dt
 import difflib
@@ -42,7 +43,7 @@ PARAMETER_KEYS = ("type", "value", "description")
 BEFORE_DEPLOY_KEYS = ("taskDefinition", "timeoutSeconds")
 
 Part = str | int
-Path = tuple[Part, ...]
+Loc = tuple[Part, ...]  # where a node is: keys and list indexes from the top
 
 _SUBST = re.compile(r"\$\$\{|\$\{(?P<body>[^}]*)\}|\$\{")
 _VAR = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?", re.DOTALL)
@@ -51,7 +52,9 @@ _TD_ARN = re.compile(r"arn:[^:]+:ecs:[^:]*:[^:]*:task-definition/(?P<rest>.+)")
 _TD_REF = re.compile(r"(?P<family>[A-Za-z0-9_-]{1,255})(?::(?P<revision>[0-9]+))?")
 # the validators' JSON paths: .name, [3], ['odd key']
 _PATH_TOKEN = re.compile(
-    r"\.?(?P<name>[A-Za-z_][A-Za-z0-9_]*)|\[(?P<index>\d+)\]|\[(?P<quoted>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\]"
+    r"\.?(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|\[(?P<index>\d+)\]"
+    r"|\[(?P<quoted>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\]"
 )
 
 
@@ -110,17 +113,17 @@ class AppFile:
     services: dict[str, ServiceDecl] = field(default_factory=dict)
     before_deploy: list[BeforeDeployTask] = field(default_factory=list)
     warnings: list[FieldError] = field(default_factory=list)  # paths as "file:line: path"
-    lines: dict[Path, int] = field(default_factory=dict, repr=False)
+    lines: dict[Loc, int] = field(default_factory=dict, repr=False)
 
-    def where(self, parts: Path) -> str:
+    def where(self, parts: Loc) -> str:
         """``hatoba.yaml:14: services.api.desiredCount``: the nearest line the file has."""
         return locate(self.filename, self.lines, parts)
 
-    def error(self, parts: Path, message: str) -> FieldError:
+    def error(self, parts: Loc, message: str) -> FieldError:
         return FieldError(self.where(parts), message)
 
 
-def format_path(parts: Path) -> str:
+def format_path(parts: Loc) -> str:
     """``("taskDefinitions", "api", "containerDefinitions", 0)`` ->
     ``taskDefinitions.api.containerDefinitions[0]``; odd keys as ``["/a/b"]``."""
     out = ""
@@ -134,7 +137,7 @@ def format_path(parts: Path) -> str:
     return out
 
 
-def line_of(lines: Mapping[Path, int], parts: Path) -> int:
+def line_of(lines: Mapping[Loc, int], parts: Loc) -> int:
     """The line of the deepest node of ``parts`` the file has (a missing field: its parent)."""
     for n in range(len(parts), 0, -1):
         if parts[:n] in lines:
@@ -142,13 +145,13 @@ def line_of(lines: Mapping[Path, int], parts: Path) -> int:
     return 1
 
 
-def locate(filename: str, lines: Mapping[Path, int], parts: Path) -> str:
+def locate(filename: str, lines: Mapping[Loc, int], parts: Loc) -> str:
     line = line_of(lines, parts)
     path = format_path(parts)
     return f"{filename}:{line}: {path}" if path else f"{filename}:{line}"
 
 
-def split_path(path: str) -> Path:
+def split_path(path: str) -> Loc:
     """Parse a validator's JSON path (``containerDefinitions[0].environment['A B']``)."""
     parts: list[Part] = []
     pos = 0
@@ -168,8 +171,6 @@ def split_path(path: str) -> Path:
 
 
 def _unquote(text: str) -> str:
-    import ast
-
     value = ast.literal_eval(text)
     return value if isinstance(value, str) else text
 
@@ -221,12 +222,12 @@ class _Loader:
     def __init__(self, filename: str, env: Mapping[str, str]) -> None:
         self.filename = filename
         self.env = env
-        self.lines: dict[Path, int] = {(): 1}
-        self.errors: list[tuple[Path, str]] = []
-        self.warnings: list[tuple[Path, str]] = []
+        self.lines: dict[Loc, int] = {(): 1}
+        self.errors: list[tuple[Loc, str]] = []
+        self.warnings: list[tuple[Loc, str]] = []
 
     # -- YAML nodes -> plain data, lines recorded, variables substituted ------------------------
-    def plain(self, node: Any, at: Path) -> Any:
+    def plain(self, node: Any, at: Loc) -> Any:
         from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
         if isinstance(node, CommentedMap):
@@ -255,7 +256,7 @@ class _Loader:
             return self.substitute(str(node), at)
         return node
 
-    def substitute(self, text: str, at: Path) -> str:
+    def substitute(self, text: str, at: Loc) -> str:
         if "$" not in text:
             return text
 
@@ -330,7 +331,7 @@ class _Loader:
     def parameters(self, raw: dict[str, Any]) -> dict[str, ParameterDecl]:
         out: dict[str, ParameterDecl] = {}
         for name, body in raw.items():
-            at: Path = ("parameters", name)
+            at: Loc = ("parameters", name)
             errors = [(at, e.message) for e in name_errors(name)]
             if not isinstance(body, dict):
                 self.errors += [*errors, (at, "must be a mapping {type: ..., value: ...}")]
@@ -366,7 +367,7 @@ class _Loader:
     def task_definitions(self, raw: dict[str, Any]) -> dict[str, TaskDefinitionDecl]:
         out: dict[str, TaskDefinitionDecl] = {}
         for family, body in raw.items():
-            at: Path = ("taskDefinitions", family)
+            at: Loc = ("taskDefinitions", family)
             if not isinstance(body, dict):
                 self.errors.append((at, "must be a mapping (ECS RegisterTaskDefinition JSON)"))
                 continue
@@ -388,7 +389,7 @@ class _Loader:
     ) -> dict[str, ServiceDecl]:
         out: dict[str, ServiceDecl] = {}
         for name, body in raw.items():
-            at: Path = ("services", name)
+            at: Loc = ("services", name)
             if not isinstance(body, dict):
                 self.errors.append((at, "must be a mapping (ECS CreateService fields)"))
                 continue
@@ -407,7 +408,7 @@ class _Loader:
             out[name] = ServiceDecl(name, spec, ref)
         return out
 
-    def service_invalid(self, at: Path, body: dict[str, Any]) -> bool:
+    def service_invalid(self, at: Loc, body: dict[str, Any]) -> bool:
         try:
             ServiceSpec.model_validate(body)
         except ValidationError as exc:
@@ -421,7 +422,7 @@ class _Loader:
             return True
         return False
 
-    def ref(self, raw: Any, at: Path, tds: Mapping[str, TaskDefinitionDecl]) -> TaskDefRef | None:
+    def ref(self, raw: Any, at: Loc, tds: Mapping[str, TaskDefinitionDecl]) -> TaskDefRef | None:
         if not isinstance(raw, str) or not raw.strip():
             return None  # the model's own check reports it
         parsed = parse_taskdef_ref(raw)
@@ -436,7 +437,7 @@ class _Loader:
     ) -> list[BeforeDeployTask]:
         out: list[BeforeDeployTask] = []
         for i, body in enumerate(raw):
-            at: Path = ("beforeDeploy", i)
+            at: Loc = ("beforeDeploy", i)
             if not isinstance(body, dict):
                 self.errors.append((at, "must be a mapping {taskDefinition: ..., ...}"))
                 continue
@@ -460,7 +461,7 @@ class _Loader:
                 out.append(BeforeDeployTask(ref, float(timeout), i))
         return out
 
-    def _located(self, problems: list[tuple[Path, str]]) -> list[FieldError]:
+    def _located(self, problems: list[tuple[Loc, str]]) -> list[FieldError]:
         """In file order (a stable sort keeps each line's problems in the order found)."""
         unique = list(dict.fromkeys(problems))
         ordered = sorted(unique, key=lambda item: line_of(self.lines, item[0]))

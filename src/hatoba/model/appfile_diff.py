@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from hatoba.model.appfile import AppFile, Path, TaskDefRef, format_path
+from hatoba.model.appfile import AppFile, Loc, TaskDefRef, format_path
 from hatoba.model.ecs_import import ASSIGNED_NAMES, export_task_definition, parse_task_definition
 from hatoba.model.errors import FieldError, ValidationFailed
 from hatoba.model.params import ParameterType, ParameterView
@@ -154,7 +154,7 @@ def plan(app: AppFile, state: ServerState) -> Plan:
     for name, svc in app.services.items():
         errors += _ref_errors(app, state, svc.task_definition, ("services", name, "taskDefinition"))
     for task in app.before_deploy:
-        at: Path = ("beforeDeploy", task.index, "taskDefinition")
+        at: Loc = ("beforeDeploy", task.index, "taskDefinition")
         errors += _ref_errors(app, state, task.task_definition, at)
     if errors:
         raise ValidationFailed(errors, app.filename)
@@ -236,7 +236,7 @@ def _arn(export: Mapping[str, Any]) -> str | None:
     return f"{family}:{revision}" if family and revision else None
 
 
-def _ref_errors(app: AppFile, state: ServerState, ref: TaskDefRef, at: Path) -> list[FieldError]:
+def _ref_errors(app: AppFile, state: ServerState, ref: TaskDefRef, at: Loc) -> list[FieldError]:
     if ref.revision is not None:
         if str(ref) in state.revisions:
             return []
@@ -337,7 +337,7 @@ def _prune(value: Any) -> Any:
     return value
 
 
-def _leaves(value: Any, at: Path) -> list[tuple[str, Any]]:
+def _leaves(value: Any, at: Loc) -> list[tuple[str, Any]]:
     if isinstance(value, dict) and value:
         return [leaf for k, v in value.items() for leaf in _leaves(v, (*at, k))]
     if isinstance(value, list) and value and not _scalars(value):
@@ -350,7 +350,7 @@ def _scalars(value: list[Any]) -> bool:
     return all(not isinstance(v, dict | list) for v in value)
 
 
-def _compare(old: Any, new: Any, at: Path) -> list[FieldChange]:
+def _compare(old: Any, new: Any, at: Loc) -> list[FieldChange]:
     """The differing leaves of two JSON values (a list compared item by item)."""
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[FieldChange] = []
