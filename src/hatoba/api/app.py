@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from hatoba.api import errors, exec_ws, node_routes, param_routes, routes, token_routes
+from hatoba.api import (
+    errors,
+    exec_ws,
+    node_routes,
+    param_routes,
+    routes,
+    service_routes,
+    token_routes,
+)
 from hatoba.api.audit import AuditMiddleware
 from hatoba.api.services import ApiServices
 
@@ -22,6 +30,7 @@ def create_app(services: ApiServices) -> FastAPI:
     app.include_router(routes.public)
     app.include_router(routes.router)
     app.include_router(node_routes.router)
+    app.include_router(service_routes.router)
     app.include_router(param_routes.router)
     app.include_router(token_routes.router)
     app.include_router(exec_ws.router)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from hatoba.model.task import LastStatus, StopCode, Task
 
 USAGE = 2
+DEPLOYMENT_FAILED = 3  # hatoba service ... --wait: the deployment's rolloutState is FAILED
 LOST = 123  # the task stopped without an exit code (node lost, host error)
 TIMED_OUT = 124  # the task ran past --timeout (stopCode TaskTimedOut), as timeout(1)
 CANNOT_START = 125  # placement failed, or stopCode TaskFailedToStart, as docker run

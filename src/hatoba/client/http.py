@@ -21,6 +21,7 @@ from hatoba.client.errors import ApiError, ServerUnavailable
 from hatoba.client.logs import LogLine, parse_ndjson
 from hatoba.model.errors import FieldError
 from hatoba.model.node import NodeDescription
+from hatoba.model.service import Service, ServiceEvent, ServiceSpec, ServiceUpdate
 from hatoba.model.task import DesiredStatus, LastStatus, Task, TaskOverride
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 
@@ -270,6 +271,50 @@ class HatobaClient:
         return NodeDescription.model_validate(
             self._request("POST", f"/v1/nodes/{_ref(node_id)}/activate")
         )
+
+    # -- services ---------------------------------------------------------------------------
+    def create_service(self, spec: ServiceSpec) -> Service:
+        body = self._request("POST", "/v1/services", json=spec.wire())
+        return Service.model_validate(body)
+
+    def update_service(self, name: str, update: ServiceUpdate) -> Service:
+        """UpdateService: only the fields set on ``update`` are sent (and change)."""
+        payload = update.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        body = self._request("PATCH", f"/v1/services/{_ref(name)}", json=payload)
+        return Service.model_validate(body)
+
+    def describe_service(self, name: str) -> Service:
+        return Service.model_validate(self._request("GET", f"/v1/services/{_ref(name)}"))
+
+    def list_services(self) -> list[Service]:
+        body = self._request("GET", "/v1/services")
+        return [Service.model_validate(s) for s in body["services"]]
+
+    def delete_service(self, name: str, force: bool = False) -> Service:
+        params = {"force": "true" if force else "false"}
+        body = self._request("DELETE", f"/v1/services/{_ref(name)}", params=params)
+        return Service.model_validate(body)
+
+    def scale_service(self, name: str, desired_count: int) -> Service:
+        body = self._request(
+            "POST", f"/v1/services/{_ref(name)}/scale", json={"desiredCount": desired_count}
+        )
+        return Service.model_validate(body)
+
+    def service_events(
+        self, name: str, limit: int = 100, after_id: int | None = None
+    ) -> list[ServiceEvent]:
+        """Newest first; with ``after_id`` only the newer ones."""
+        params = {"limit": str(limit)}
+        if after_id is not None:
+            params["afterId"] = str(after_id)
+        body = self._request("GET", f"/v1/services/{_ref(name)}/events", params=params)
+        return [ServiceEvent.model_validate(e) for e in body["events"]]
+
+    def service_tasks(self, name: str, live_only: bool = True) -> list[Task]:
+        params = {"liveOnly": "true" if live_only else "false"}
+        body = self._request("GET", f"/v1/services/{_ref(name)}/tasks", params=params)
+        return [Task.model_validate(t) for t in body["tasks"]]
 
     def exec(
         self,
