@@ -322,3 +322,35 @@ async def test_drain_moves_replicas_and_stops_daemons_last(
     assert {t.node_id for t in daemons} == {a}
     done = await cp.store.get_task(batch_task.task_id)
     assert done is not None and done.stop_code == StopCode.ESSENTIAL_CONTAINER_EXITED
+
+
+async def test_a_task_that_fits_nowhere_waits_with_its_reason_then_runs(
+    cp: ApiServices,
+) -> None:
+    node = await cp.nodes.describe(cp.agent.node_id)
+    big = node.memory * 6 // 10  # two of these do not fit on the node
+    await register(cp, "big", [container("main", ["sleep", "300"], memory=big, stopTimeout=1)])
+    await cp.services.create(
+        ServiceSpec(service_name="big", task_definition="big", desired_count=2)
+    )
+
+    def one_waits(svc: Service, tasks: list[Task]) -> bool:
+        return sorted(t.last_status for t in tasks) == [
+            LastStatus.PROVISIONING,
+            LastStatus.RUNNING,
+        ]
+
+    _, tasks = await until(cp, "big", one_waits)
+    waiting = next(t for t in tasks if t.last_status == LastStatus.PROVISIONING)
+    first = next(t for t in tasks if t.last_status == LastStatus.RUNNING)
+    assert waiting.node_id is None
+    assert waiting.pending_reason is not None and "RESOURCE:MEMORY" in waiting.pending_reason
+    events = [e.message for e in await cp.services.events("big")]
+    assert any("was unable to place a task" in m and "MEMORY" in m for m in events), events
+    # capacity frees: the same task is placed and runs (and a replacement waits in turn)
+    await cp.tasks.stop(first.task_id, "make room")
+    placed = await cp.tasks.wait_for(waiting.task_id, LastStatus.RUNNING, 20)
+    assert placed.last_status == LastStatus.RUNNING and placed.node_id == cp.agent.node_id
+    assert placed.pending_reason is None
+    await cp.services.scale("big", 0)
+    await until(cp, "big", lambda s, ts: not ts)

@@ -8,7 +8,8 @@ import sys
 import typer
 
 from hatoba import __version__
-from hatoba.cli import access_cmd, nodes, output, params, server_cmd, taskdefs, tasks
+from hatoba.cli import access_cmd, nodes, output, params, server_cmd, services_cmd, taskdefs, tasks
+from hatoba.cli.app_cmd import apply, diff, up
 from hatoba.cli.connection import NoServer
 from hatoba.cli.exec_cmd import exec_
 from hatoba.cli.output import OutputFormat, OutputOption
@@ -27,11 +28,15 @@ app.add_typer(server_cmd.app, name="server")
 app.add_typer(taskdefs.app, name="taskdef")
 app.add_typer(tasks.app, name="task")
 app.add_typer(nodes.app, name="node")
+app.add_typer(services_cmd.app, name="service")
 app.add_typer(params.app, name="param")
 app.add_typer(access_cmd.tokens, name="token")
 app.command("audit")(access_cmd.audit)
 app.command("run")(run)
 app.command("exec")(exec_)
+app.command("diff")(diff)
+app.command("apply")(apply)
+app.command("up")(up)
 
 
 @app.callback()

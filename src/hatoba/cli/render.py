@@ -102,7 +102,7 @@ def task_table(tasks: list[Task]) -> Table:
             t.health_status.value,
             _code(t.exit_code),
             when(t.started_at),
-            t.stopped_reason or "",
+            t.stopped_reason or t.pending_reason or "",
         )
     return table
 
@@ -116,6 +116,8 @@ def task_panel(task: Task) -> Panel:
         ("node", task.node_id or ""),
         ("resources", f"{task.cpu} cpu units, {task.memory} MiB"),
     ]
+    if task.pending_reason:
+        rows.append(("waiting for a node", task.pending_reason))
     if task.stop_code is not None or task.stopped_reason:
         rows.append(("stop code", str(task.stop_code or "")))
         rows.append(("stopped reason", task.stopped_reason or ""))
