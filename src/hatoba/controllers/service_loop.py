@@ -73,6 +73,7 @@ class ServiceScheduler:
         self._supervisor: Supervisor | None = None
         self._node_status: dict[str, NodeStatus | None] = {}
         self._starved: set[str] = set()  # services with tasks waiting for a node
+        self._daemons: set[str] = set()  # names of DAEMON services (scheduled first)
         self._health_checked: dict[str, bool] = {}  # task definition arn -> (immutable)
         self.is_leader = asyncio.Event()
         self.passes = 0  # reconcile passes done (for tests and metrics)
@@ -139,7 +140,11 @@ class ServiceScheduler:
         self._wake.set()
 
     async def _mark_all(self) -> None:
-        self.mark(s.service_name for s in await self._store.list_services())
+        services = await self._store.list_services()
+        self._daemons = {
+            s.service_name for s in services if s.scheduling_strategy == SchedulingStrategy.DAEMON
+        }
+        self.mark(s.service_name for s in services)
 
     async def _watch(self) -> None:
         store = self._store
@@ -220,10 +225,22 @@ class ServiceScheduler:
                 self._wake_at(name, self._clock.now())  # retried by the timer / resync
             finally:
                 self._busy.discard(name)
-                if name in self._dirty:
+                if self._dirty:
                     self._wake.set()
 
     def _next(self) -> str | None:
+        """The next dirty service no worker holds. DAEMON services go first, and no
+        REPLICA service is worked on while a DAEMON one is pending: a node that joins
+        gets its daemon tasks (log routers, monitoring) before anything else fills it."""
+        daemons_pending = False
+        for name in self._dirty:
+            if name in self._daemons:
+                if name not in self._busy:
+                    self._dirty.discard(name)
+                    return name
+                daemons_pending = True
+        if daemons_pending or self._busy & self._daemons:
+            return None
         for name in self._dirty:
             if name not in self._busy:
                 self._dirty.discard(name)
@@ -235,7 +252,10 @@ class ServiceScheduler:
         self.passes += 1
         service = await self._store.get_service(name)
         if service is None:
+            self._daemons.discard(name)
             return
+        if service.scheduling_strategy == SchedulingStrategy.DAEMON:
+            self._daemons.add(name)
         tasks = await self._store.service_tasks(service.group, service.tasks_seen_until)
         nodes = await self._store.list_nodes()
         constraints = self._constraints(service)
