@@ -38,6 +38,11 @@ def node_problem(w: Work, t: Task) -> str | None:
     return None
 
 
+def _protected(w: Work, t: Task) -> bool:
+    """Task scale-in protection: honoured while the service is ACTIVE (not when deleted)."""
+    return w.active and t.protected_until is not None and t.protected_until > w.now
+
+
 def _scale_in_key(w: Work, t: Task) -> tuple[int, float, str]:
     """Scale in: PROVISIONING first, then other pending, then not healthy, newest first."""
     if t.last_status == LastStatus.PROVISIONING:
@@ -79,11 +84,16 @@ def replica_step(w: Work, desired: int) -> tuple[list[Task], int]:
     primary = w.primary
     min_healthy, max_total = limits(w, desired)
     keep = [t for t in w.live.values() if w.is_primary(t) and node_problem(w, t) is None]
-    # a) scale in
+    # a) scale in, sparing tasks protected from it (the count stays above desired until
+    # their protection expires: wake then)
     if len(keep) > desired:
-        extras = sorted(keep, key=lambda t: _scale_in_key(w, t))[: len(keep) - desired]
-        for t in extras:
+        extra = len(keep) - desired
+        protected = [t for t in keep if _protected(w, t)]
+        candidates = [t for t in keep if not _protected(w, t)]
+        for t in sorted(candidates, key=lambda t: _scale_in_key(w, t))[:extra]:
             w.stop(t, w.deployment_reason(t))
+        if len(candidates) < extra:
+            w.wake(min(t.protected_until or w.now for t in protected))
         keep = [t for t in keep if t.task_id in w.live]
     # b) launch for the primary, within maximumPercent
     if primary is not None and not w.frozen():
