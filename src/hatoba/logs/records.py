@@ -5,7 +5,8 @@ newline)::
 
     int64  timestamp, nanoseconds since the Unix epoch (when the shim read the line)
     uint32 length of the payload in bytes
-    uint8  stream: 1 = stdout, 2 = stderr
+    uint8  stream: 1 = stdout, 2 = stderr, 3 = a file the container wrote (tailed by the
+           agent into a record file of its own, see ``hatoba.logs.tail``)
     uint8  flags:  PARTIAL (1) - the line continues in the next record of the same stream
                    NO_EOL  (2) - the stream ended without a trailing newline
     uint16 reserved, zero
@@ -19,18 +20,21 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 HEADER = struct.Struct("<qIBBH")
 HEADER_SIZE = HEADER.size  # 16
 STDOUT = 1
 STDERR = 2
+FILE = 3
 PARTIAL = 1
 NO_EOL = 2
+STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr", FILE: "file"}
 
 
-@dataclass(frozen=True)
-class LogRecord:
+class LogRecord(NamedTuple):
+    """One record (a NamedTuple: the reader makes hundreds of thousands a second)."""
+
     timestamp_ns: int
     stream: int
     data: bytes
@@ -42,7 +46,7 @@ class LogRecord:
 
     @property
     def stream_name(self) -> str:
-        return "stderr" if self.stream == STDERR else "stdout"
+        return STREAM_NAMES.get(self.stream, "stdout")
 
     def encode(self) -> bytes:
         return (
@@ -55,15 +59,16 @@ def decode(buffer: bytes | memoryview, offset: int = 0) -> tuple[list[LogRecord]
 
     Returns the records and the offset just past the last complete one.
     """
-    view = memoryview(buffer)
+    data = buffer if isinstance(buffer, bytes) else bytes(buffer)
     records: list[LogRecord] = []
-    end = len(view)
+    append, unpack = records.append, HEADER.unpack_from
+    end = len(data)
     while end - offset >= HEADER_SIZE:
-        ts, length, stream, flags, _ = HEADER.unpack_from(view, offset)
+        ts, length, stream, flags, _ = unpack(data, offset)
         stop = offset + HEADER_SIZE + length
         if stop > end:
             break
-        records.append(LogRecord(ts, stream, bytes(view[offset + HEADER_SIZE : stop]), flags))
+        append(LogRecord(ts, stream, data[offset + HEADER_SIZE : stop], flags))
         offset = stop
     return records, offset
 

@@ -284,10 +284,21 @@ static char out_buf[OUT_CAP];
 static size_t out_len;
 static int log_broken;
 
+static off_t log_good; /* the log's size after the last complete write */
+
+/* A write failed part-way (ENOSPC, EIO): cut the log back to its last whole record, so
+ * the records written once space comes back are still framed correctly. */
+static void log_failed(void) {
+    int err = errno;
+    COMPLAIN("hatoba-shim: writing the log: %s\n", strerror(err));
+    if (ftruncate(log_fd, log_good) < 0) log_broken = 1;
+    else log_broken = err != ENOSPC && err != EDQUOT; /* space may come back */
+}
+
 static void flush_out(void) {
-    if (out_len && !log_broken && write_all(log_fd, out_buf, out_len) < 0) {
-        COMPLAIN("hatoba-shim: writing the log: %s\n", strerror(errno));
-        log_broken = errno != ENOSPC; /* keep trying after ENOSPC: space may come back */
+    if (out_len && !log_broken) {
+        if (write_all(log_fd, out_buf, out_len) < 0) log_failed();
+        else log_good += (off_t)out_len;
     }
     out_len = 0;
 }
@@ -300,16 +311,22 @@ static void emit(int stream, const char *data, size_t len, int flags, int64_t ts
     h[13] = (unsigned char)flags;
     if (out_len + HEADER_SIZE + len > OUT_CAP) flush_out();
     if (HEADER_SIZE + len > OUT_CAP) { /* a huge line: header and bytes in one writev */
+        if (log_broken) return;
         struct iovec iov[2] = {{h, HEADER_SIZE}, {(void *)data, len}};
         size_t total = HEADER_SIZE + len;
-        ssize_t w = log_broken ? (ssize_t)total : writev(log_fd, iov, 2);
-        if (w >= 0 && (size_t)w < total) { /* short write: finish the rest plainly */
+        ssize_t w;
+        do w = writev(log_fd, iov, 2);
+        while (w < 0 && errno == EINTR);
+        int bad = w < 0;
+        if (!bad && (size_t)w < total) { /* short write: finish the rest plainly */
             if ((size_t)w < HEADER_SIZE) {
-                write_all(log_fd, h + w, HEADER_SIZE - (size_t)w);
+                bad = write_all(log_fd, h + w, HEADER_SIZE - (size_t)w) < 0;
                 w = HEADER_SIZE;
             }
-            write_all(log_fd, data + (w - HEADER_SIZE), total - (size_t)w);
+            if (!bad) bad = write_all(log_fd, data + (w - HEADER_SIZE), total - (size_t)w) < 0;
         }
+        if (bad) log_failed();
+        else log_good += (off_t)total;
         return;
     }
     memcpy(out_buf + out_len, h, HEADER_SIZE);
@@ -483,6 +500,7 @@ static int run(struct opts *o) {
         printf("failed log %d %s\n", errno, strerror(errno));
         return 1;
     }
+    log_good = lseek(log_fd, 0, SEEK_END);
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
