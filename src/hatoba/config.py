@@ -9,10 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hatoba.model.layout import DataLayout
+from hatoba.model.log_outputs import parse_size
 
 DEFAULT_PORT = 7117
 DEFAULT_RETENTION_HOURS = 7 * 24.0
 DEFAULT_LEASE_TTL = 15.0
+DEFAULT_LOG_MAX_BYTES = 10 * 1024**3  # the node's log store, all tasks together
+DEFAULT_LOG_MAX_LINE = 1024 * 1024  # the longest line kept in one log record
+DEFAULT_LOG_BUFFER_BYTES = 256 * 1024**2  # what one log output may owe (see hatoba.logs.buffer)
+DEFAULT_LOG_FLUSH_GRACE = 5.0  # seconds the log outputs get to deliver at shutdown
 # ECS's attribute rules: names of letters, digits and ``-_./\\``, values also ``@:`` and
 # spaces, each at most 128 characters
 _ATTR_NAME = re.compile(r"[A-Za-z0-9_.\-/\\]{1,128}")
@@ -73,6 +78,13 @@ class Settings:
     # seconds a control plane's service-scheduler lease lasts unrenewed: how long a standby
     # waits to take over after the leader died
     scheduler_lease_ttl: float = DEFAULT_LEASE_TTL
+    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES  # HATOBA_LOG_MAX_BYTES
+    log_max_line: int = DEFAULT_LOG_MAX_LINE  # HATOBA_LOG_MAX_LINE
+    # log outputs (forwarders): HATOBA_LOG_OUTPUTS (inline JSON or a file's path; else
+    # HOME/log-outputs.yaml), bytes each may owe before dropping the oldest, shutdown grace
+    log_outputs: str | None = None
+    log_buffer_bytes: int = DEFAULT_LOG_BUFFER_BYTES  # HATOBA_LOG_BUFFER_BYTES
+    log_flush_grace: float = DEFAULT_LOG_FLUSH_GRACE  # HATOBA_LOG_FLUSH_GRACE
 
     @property
     def layout(self) -> DataLayout:
@@ -92,6 +104,11 @@ class Settings:
             tls_key=_path_env("HATOBA_TLS_KEY"),
             node_attributes=parse_node_attributes(os.environ.get("HATOBA_NODE_ATTRIBUTES", "")),
             scheduler_lease_ttl=_positive_float("HATOBA_SCHEDULER_LEASE_TTL", DEFAULT_LEASE_TTL),
+            log_max_bytes=_size("HATOBA_LOG_MAX_BYTES", DEFAULT_LOG_MAX_BYTES),
+            log_max_line=_size("HATOBA_LOG_MAX_LINE", DEFAULT_LOG_MAX_LINE, 16, 64 * 1024**2),
+            log_outputs=os.environ.get("HATOBA_LOG_OUTPUTS") or None,
+            log_buffer_bytes=_size("HATOBA_LOG_BUFFER_BYTES", DEFAULT_LOG_BUFFER_BYTES),
+            log_flush_grace=_positive_float("HATOBA_LOG_FLUSH_GRACE", DEFAULT_LOG_FLUSH_GRACE),
         )
 
 
@@ -105,6 +122,21 @@ def _positive_float(name: str, default: float) -> float:
         raise ConfigError(f"{name}: {raw!r} is not a number") from None
     if value <= 0:
         raise ConfigError(f"{name}: must be > 0, got {raw}")
+    return value
+
+
+def _size(name: str, default: int, low: int = 1, high: int | None = None) -> int:
+    """A size in bytes: ``4096``, ``512K``, ``100MiB``, ``10G``."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = parse_size(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{name}: must be {bounds} bytes, got {raw}")
     return value
 
 

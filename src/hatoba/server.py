@@ -26,23 +26,31 @@ from typing import IO
 import uvicorn
 
 from hatoba import __version__
+from hatoba.agent.log_shipper import LogShipper, ShipperSettings
 from hatoba.agent.node_agent import NodeAgent, local_node_id
 from hatoba.agent.runner import RunnerContext
 from hatoba.agent.specs import base_environment
 from hatoba.api.app import create_app
 from hatoba.api.services import ApiServices
 from hatoba.config import Settings
+from hatoba.controllers.job_loop import JobLoopSettings, JobScheduler
+from hatoba.controllers.jobs import Jobs
 from hatoba.controllers.nodes import Nodes
 from hatoba.controllers.parameters import Parameters, ParameterStoreResolver
+from hatoba.controllers.scaling import Scaling
+from hatoba.controllers.scaling_loop import ScalingLoop, ScalingSettings
 from hatoba.controllers.service_loop import LoopSettings, ServiceScheduler
 from hatoba.controllers.services import Services
+from hatoba.controllers.task_tokens import TaskTokens
 from hatoba.controllers.taskdefs import TaskDefinitions
 from hatoba.controllers.tasks import Tasks
 from hatoba.controllers.tokens import Tokens
 from hatoba.drivers.process.driver import ProcessDriver
+from hatoba.logs.outputs.factory import load_cluster_outputs
 from hatoba.model.clock import SystemClock
 from hatoba.model.errors import HatobaError
 from hatoba.model.layout import DataLayout
+from hatoba.model.task import Task
 from hatoba.store.factory import open_store
 
 log = logging.getLogger("hatoba.server")
@@ -110,9 +118,22 @@ class Running:
     server: uvicorn.Server
 
 
+def agent_uri_for(url: str) -> str:
+    """The URL tasks on this machine use to reach the control plane (a wildcard bind
+    address becomes loopback)."""
+    for wildcard, loopback in (("//0.0.0.0:", "//127.0.0.1:"), ("//[::]:", "//[::1]:")):
+        url = url.replace(wildcard, loopback)
+    return url
+
+
 @contextlib.asynccontextmanager
-async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
-    """Everything but the HTTP listener: store, driver, agent (running), controllers."""
+async def control_plane(
+    settings: Settings, *, agent_uri: str | None = None, autoscaling: bool = True
+) -> AsyncIterator[ApiServices]:
+    """Everything but the HTTP listener: store, driver, agent (running), controllers.
+    ``agent_uri`` (the API's URL, when it has one) goes to every task as
+    HATOBA_AGENT_URI; ``autoscaling=False`` leaves the scaling loop out (tests run their
+    own on fake time)."""
     layout = settings.layout
     store = await open_store(settings.database_url, layout)
     clock = SystemClock()
@@ -120,6 +141,14 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
         driver = ProcessDriver(layout)
         parameters = Parameters(store, layout.keyring_file, os.environ, clock)
         token = ensure_token(layout)
+        task_tokens = TaskTokens.load(layout.home)
+
+        def task_env(task: Task) -> dict[str, str]:
+            env = {"HATOBA_TASK_TOKEN": task_tokens.token(task.task_id)}
+            if agent_uri is not None:
+                env["HATOBA_AGENT_URI"] = agent_uri_for(agent_uri)
+            return env
+
         ctx = RunnerContext(
             store=store,
             driver=driver,
@@ -127,26 +156,46 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
             layout=layout,
             secrets=ParameterStoreResolver(parameters),
             base_env=base_environment(),
+            task_env=task_env,
+            log_max_line=settings.log_max_line,
+        )
+        node_id = local_node_id(layout)
+        log_shipper = LogShipper(
+            store,
+            layout,
+            node_id,
+            clock,
+            ShipperSettings(
+                cluster=load_cluster_outputs(settings.log_outputs, layout.home),
+                buffer_bytes=settings.log_buffer_bytes,
+                flush_grace=settings.log_flush_grace,
+            ),
         )
         agent = NodeAgent(
             ctx,
-            local_node_id(layout),
+            node_id,
             retention=timedelta(hours=settings.stopped_task_retention_hours),
             attributes=settings.node_attributes,
+            log_max_bytes=settings.log_max_bytes,
+            log_shipper=log_shipper,
         )
         tasks = Tasks(store, clock, on_placed=agent.offer)
+        service_controller = Services(store, clock)
         services = ApiServices(
             store=store,
             layout=layout,
             task_definitions=TaskDefinitions(store),
             tasks=tasks,
-            services=Services(store, clock),
+            services=service_controller,
             nodes=Nodes(store),
             agent=agent,
             parameters=parameters,
             tokens=Tokens(store, clock, token),
             token=token,
             version=__version__,
+            jobs=Jobs(store, clock, tasks),
+            scaling=Scaling(store, clock, service_controller),
+            task_tokens=task_tokens,
         )
         agent_task = asyncio.create_task(agent.run(), name="agent")
         ready = asyncio.create_task(agent.ready.wait())
@@ -154,6 +203,8 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
         if agent_task.done():
             ready.cancel()
             agent_task.result()  # raises the start-up error
+        # the agent hands it every task it runs (queued until it starts)
+        shipper_task = asyncio.create_task(log_shipper.run(), name="log-shipper")
         audit_task = asyncio.create_task(services.tokens.audit_writer.run(), name="audit")
         scheduler = ServiceScheduler(
             store,
@@ -166,14 +217,42 @@ async def control_plane(settings: Settings) -> AsyncIterator[ApiServices]:
         )
         services.scheduler = scheduler
         scheduler_task = asyncio.create_task(scheduler.run(), name="service-scheduler")
+        job_scheduler = JobScheduler(
+            store,
+            clock,
+            tasks,
+            holder=agent.node_id,  # unique per data directory, as for the service scheduler
+            settings=JobLoopSettings(lease_ttl=settings.scheduler_lease_ttl),
+        )
+        services.job_scheduler = job_scheduler
+        job_task = asyncio.create_task(job_scheduler.run(), name="job-scheduler")
+        loops = [job_task, scheduler_task]
+        if autoscaling:
+            scaling_loop = ScalingLoop(
+                store,
+                clock,
+                service_controller,
+                holder=agent.node_id,  # unique per data directory, as for the service scheduler
+                settings=ScalingSettings(lease_ttl=settings.scheduler_lease_ttl),
+                node_id=agent.node_id,
+            )
+            services.scaling_loop = scaling_loop
+            if services.scaling is not None:
+                services.scaling.metrics = scaling_loop
+            loops.insert(0, asyncio.create_task(scaling_loop.run(), name="scaling"))
         try:
             yield services
         finally:
-            # the scheduler first (it releases its lease); the audit writer writes what is left
-            for task in (scheduler_task, agent_task, audit_task):
+            # the loops first (they release their leases); the audit writer writes what is left
+            for task in (*loops, agent_task, audit_task):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            # log outputs deliver what they can within their grace; the rest waits on disk
+            await log_shipper.close()
+            shipper_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shipper_task
     finally:
         await store.close()
 
@@ -195,7 +274,7 @@ async def serve(
         tls = _tls_files(settings)
         scheme = "https" if tls else "http"
         url = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
-        async with control_plane(settings) as services:
+        async with control_plane(settings, agent_uri=url) as services:
             app = create_app(services)
             config = uvicorn.Config(
                 app,
@@ -264,6 +343,11 @@ class EmbeddedServer:
             stopped_task_retention_hours=settings.stopped_task_retention_hours,
             node_attributes=settings.node_attributes,
             scheduler_lease_ttl=settings.scheduler_lease_ttl,
+            log_max_bytes=settings.log_max_bytes,
+            log_max_line=settings.log_max_line,
+            log_outputs=settings.log_outputs,
+            log_buffer_bytes=settings.log_buffer_bytes,
+            log_flush_grace=settings.log_flush_grace,
         )  # loopback, in-process: plain http (the CLI talks to it directly), never TLS
         self._ready = threading.Event()
         self._running: Running | None = None

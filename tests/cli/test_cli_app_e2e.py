@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from tests.cli.test_cli_e2e import env_for, hatoba, served
 
+from hatoba.cli.app_cmd import shut_down
 from hatoba.client import HatobaClient, running_server
 from hatoba.client.apply import Steadiness, steadiness
 from hatoba.model.layout import DataLayout
@@ -209,6 +210,148 @@ def test_failing_before_deploy_aborts_before_services_change(served: Path, tmp_p
     code, items = diff_json(served, path, FAIL="0", MODE="next")
     assert code == 2
     assert actions(items)["service ee-api"] == "update"
+
+
+JOBS_FILE = """\
+name: jj
+taskDefinitions:
+  jj-report:
+    containerDefinitions:
+      - {name: r, command: [python3, -c, "print('report')"]}
+jobs:
+  jj-nightly:
+    taskDefinition: jj-report
+    schedule: "${SCHEDULE:-cron(0 2 * * ? *)}"
+    timezone: Asia/Tokyo
+    retry: {maxAttempts: 2, retryOnFailure: true}
+    chain: {onFailure: [jj-alert]}
+  jj-alert: {taskDefinition: jj-report}
+"""
+
+
+def test_jobs_are_applied_after_services_and_drift_shows(served: Path, tmp_path: Path, client):
+    path = tmp_path / "hatoba.yaml"
+    path.write_text(JOBS_FILE)
+    code, items = diff_json(served, path)
+    assert code == 2
+    assert [f"{i['kind']} {i['name']}" for i in items] == [
+        "taskDefinition jj-report",
+        "job jj-alert",  # chained to: created first
+        "job jj-nightly",
+    ]
+    done = run(served, "apply", "-f", str(path))
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "job jj-nightly: created (cron(0 2 * * ? *), Asia/Tokyo)" in err
+    nightly = client.describe_job("jj-nightly")
+    assert (nightly.task_definition, nightly.timezone) == ("jj-report", "Asia/Tokyo")
+    assert nightly.chain.on_failure == ["jj-alert"] and nightly.retry.max_attempts == 2
+    assert diff_json(served, path)[0] == 0
+
+    client.enable_job("jj-nightly", enabled=False)  # by hand
+    code, items = diff_json(served, path, SCHEDULE="rate(1 hour)")
+    assert code == 2
+    (job,) = [i for i in items if i["name"] == "jj-nightly"]
+    assert job["action"] == "update"
+    assert job["changes"] == [
+        {"path": "schedule", "old": "cron(0 2 * * ? *)", "new": "rate(1 hour)"},
+        {"path": "enabled", "old": False, "new": True},
+    ]
+    fixed = run(served, "apply", "-f", str(path), "-o", "json", env={"SCHEDULE": "rate(1 hour)"})
+    assert fixed.returncode == 0, fixed.stderr.decode()
+    assert json.loads(fixed.stdout)["summary"] == {"create": 0, "update": 1, "unchanged": 2}
+    nightly = client.describe_job("jj-nightly")
+    assert (nightly.schedule, nightly.enabled) == ("rate(1 hour)", True)
+
+    # a bad job: every problem with its line, nothing changed
+    path.write_text(
+        JOBS_FILE.replace("timezone: Asia/Tokyo", "timezone: Asia/Tokio").replace(
+            "jj-alert: {taskDefinition: jj-report}", "jj-alert: {taskDefinition: jj-report, x: 1}"
+        )
+    )
+    done = run(served, "apply", "-f", str(path), env={"SCHEDULE": "cron(0 25 * * ? *)"})
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "nothing was changed" in err
+    assert f"{path}:9: jobs.jj-nightly.schedule: cron hours '25'" in err
+    assert f"{path}:10: jobs.jj-nightly.timezone: timezone 'Asia/Tokio'" in err
+    assert f"{path}:13: jobs.jj-alert.x: unknown field" in err
+    assert client.describe_job("jj-nightly").schedule == "rate(1 hour)"
+
+
+SCALING_FILE = """\
+name: ss
+taskDefinitions:
+  ss-worker:
+    cpu: "32"
+    memory: "32"
+    containerDefinitions:
+      - {name: w, command: [python3, -c, "import time; time.sleep(30)"], stopTimeout: 2}
+services:
+  ss-worker:
+    taskDefinition: ss-worker
+    scaling:
+      minCapacity: 1
+      maxCapacity: 3
+      policies:
+        - policyName: backlog
+          policyType: TargetTrackingScaling
+          targetTrackingConfiguration:
+            metric: {redisList: {url: "${QUEUE_URL:-redis://127.0.0.1:6379/0}", key: ss-never}}
+            targetValue: ${PER_TASK:-10}
+            scaleInStabilizationSeconds: 5
+"""
+
+
+def test_scaling_is_applied_checked_by_the_server_and_removed(served: Path, tmp_path: Path, client):
+    path = tmp_path / "hatoba.yaml"
+    path.write_text(SCALING_FILE)
+    code, items = diff_json(served, path)
+    assert code == 2 and actions(items)["scaling ss-worker"] == "create"
+    done = run(served, "apply", "-f", str(path))
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "scaling ss-worker: created (min 1, max 3, policy backlog)" in err
+    desc = client.describe_scaling("ss-worker")
+    assert (desc.scalable_target.min_capacity, desc.scalable_target.max_capacity) == (1, 3)
+    assert [p.policy_name for p in desc.policies] == ["backlog"]
+    assert client.describe_service("ss-worker").desired_count == 1  # minCapacity
+    client.scale_service("ss-worker", 2)  # the autoscaler's to change, not the file's
+    assert diff_json(served, path)[0] == 0
+
+    # what only the server knows (the metric spec): every problem at its line, nothing changed
+    done = run(served, "apply", "-f", str(path), env={"QUEUE_URL": "http://nope", "PER_TASK": "5"})
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "nothing was changed" in err, err
+    line = SCALING_FILE.splitlines().index(
+        '            metric: {redisList: {url: "${QUEUE_URL:-redis://127.0.0.1:6379/0}", '
+        "key: ss-never}}"
+    )
+    where = f"{path}:{line + 1}: services.ss-worker.scaling.policies[0]"
+    assert f"{where}.targetTrackingConfiguration.metric.redisList.url: " in err, err
+    tt = client.describe_scaling("ss-worker").policies[0].target_tracking_configuration
+    assert tt is not None and tt.target_value == 10
+
+    done = run(served, "apply", "-f", str(path), env={"PER_TASK": "5"})
+    assert done.returncode == 0, done.stderr.decode()
+    assert "scaling ss-worker: updated (policy backlog)" in done.stderr.decode()
+    tt = client.describe_scaling("ss-worker").policies[0].target_tracking_configuration
+    assert tt is not None and tt.target_value == 5
+
+    # no scaling: in the file: the server's goes, and the file's count is back
+    path.write_text(SCALING_FILE.split("    scaling:", maxsplit=1)[0] + "    desiredCount: 1\n")
+    code, items = diff_json(served, path)
+    assert code == 2 and actions(items)["scaling ss-worker"] == "update"
+    done = run(served, "apply", "-f", str(path))
+    assert done.returncode == 0 and b"scaling ss-worker: updated (deregistered)" in done.stderr
+    assert all(t.service_name != "ss-worker" for t in client.list_scalable_targets())
+
+    # up's Ctrl-C: autoscaling stops first, or it would bring the service back to min
+    path.write_text(SCALING_FILE)
+    assert run(served, "apply", "-f", str(path)).returncode == 0
+    assert shut_down(client, ["ss-worker"]) == 0
+    assert all(t.service_name != "ss-worker" for t in client.list_scalable_targets())
+    assert client.describe_service("ss-worker").desired_count == 0
+    client.delete_service("ss-worker", force=True)
 
 
 def test_diff_help_documents_exit_codes(served: Path):

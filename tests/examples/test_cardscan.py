@@ -353,13 +353,43 @@ def test_submit_posts_cards_and_waits_for_the_workers(app: App) -> None:
     assert all(r["name"] and r["email"] and r["phone"] and r["company"] for r in results)
 
 
+def test_report_counts_cards_by_status(app: App) -> None:
+    assert app.run("report.py").returncode == 3  # not migrated yet
+    app.migrate()
+    app.add_cards(3)
+    app.sql("UPDATE cards SET status = 'done' WHERE id = 1")
+    done = app.run("report.py")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "queued": 2,
+        "working": 0,
+        "done": 1,
+        "failed": 0,
+        "total": 3,
+        "finishedLastDay": 1,
+    }
+    missing = subprocess.run(
+        [sys.executable, str(APP / "report.py")],
+        env={k: v for k, v in os.environ.items() if k != "CARDSCAN_DB"},
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert missing.returncode == 2 and b"CARDSCAN_DB" in missing.stdout
+
+
 def test_app_file_loads_as_hatoba_reads_it() -> None:
     path = APP / "hatoba.yaml"
     app = load_app_file(path.read_text(), str(path), {})
     assert app.name == "cardscan"
     assert app.warnings == []
     assert app.parameters["/cardscan/db"].value == str(APP / "cardscan.db")
-    assert set(app.task_definitions) == {"cardscan-api", "cardscan-worker", "cardscan-migrate"}
+    assert set(app.task_definitions) == {
+        "cardscan-api",
+        "cardscan-worker",
+        "cardscan-migrate",
+        "cardscan-report",
+    }
     for decl in app.task_definitions.values():
         for container in decl.task_definition.container_definitions:
             assert Path(container.argv()[1]).is_file(), container.argv()
@@ -380,7 +410,16 @@ def test_app_file_loads_as_hatoba_reads_it() -> None:
     }
     breaker = app.services["api"].spec.deployment_configuration.deployment_circuit_breaker
     assert (breaker.enable, breaker.rollback) == (True, True)
+    scaling = app.services["worker"].scaling  # on its queue table, out of the box
+    assert scaling is not None and app.services["api"].scaling is None
+    assert (scaling.target["minCapacity"], scaling.target["maxCapacity"]) == (1, 6)
+    (queue,) = scaling.policies.values()
+    assert queue.metric["sql"]["url"] == f"sqlite:///{APP / 'cardscan.db'}"
+    assert "status IN ('queued', 'working')" in queue.metric["sql"]["query"]
     assert [str(t.task_definition) for t in app.before_deploy] == ["cardscan-migrate"]
+    report = app.jobs["cardscan-report"].spec
+    assert (report.task_definition, report.timezone) == ("cardscan-report", "Asia/Tokyo")
+    assert report.schedule == "cron(0 2 * * ? *)" and report.retry.retry_on_failure
 
 
 def test_app_file_takes_the_port_and_a_broken_release_from_the_environment() -> None:

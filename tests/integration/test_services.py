@@ -176,6 +176,7 @@ async def test_delete_requires_zero_or_force_and_removes_the_service(cp: ApiServ
         ServiceSpec(service_name="gone", task_definition="gone", desired_count=1)
     )
     await until(cp, "gone", running(1))
+    await cp.scaling.register_target("gone", {"minCapacity": 1, "maxCapacity": 3})
     with pytest.raises(Conflict):
         await cp.services.delete("gone")
     await cp.services.delete("gone", force=True)
@@ -188,6 +189,7 @@ async def test_delete_requires_zero_or_force_and_removes_the_service(cp: ApiServ
             break
         assert loop.time() < deadline
         await asyncio.sleep(0.1)
+    assert await cp.store.get_scalable_target("gone") is None  # its autoscaling went too
     left = await cp.store.list_tasks(group="service:gone")
     assert left and all(t.last_status == LastStatus.STOPPED for t in left)
 

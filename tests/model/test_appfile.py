@@ -383,3 +383,216 @@ def test_paths_format_and_parse_back():
         "awslogs-group",
     )
     assert split_path("") == ()
+
+
+JOBS = """\
+taskDefinitions:
+  report:
+    containerDefinitions: [{name: r, command: [python3, report.py]}]
+jobs:
+  page:
+    taskDefinition: "pager:2"
+  nightly:
+    taskDefinition: report
+    schedule: cron(0 2 * * ? *)
+    timezone: Asia/Tokyo
+    retry: {maxAttempts: 3, retryOnFailure: true}
+    timeoutSeconds: 600
+    chain: {onFailure: [page, elsewhere]}
+    notifications:
+      - {url: "${HOOK:-https://hooks.example.com/x}", format: slack}
+  weekly: {taskDefinition: report, schedule: "0 6 * * 1", enabled: false}
+"""
+
+
+def test_jobs_load_with_defaults_refs_and_chain_targets_first():
+    app = load(JOBS)
+    assert list(app.jobs) == ["page", "nightly", "weekly"]
+    nightly = app.jobs["nightly"]
+    assert nightly.task_definition == TaskDefRef("report", None, declared=True)
+    assert app.jobs["page"].task_definition == TaskDefRef("pager", 2)
+    spec = nightly.spec
+    assert (spec.job_name, spec.schedule, spec.timezone) == (
+        "nightly",
+        "cron(0 2 * * ? *)",
+        "Asia/Tokyo",
+    )
+    assert spec.retry.max_attempts == 3 and spec.retry.retry_on_failure
+    assert spec.chain.on_failure == ["page", "elsewhere"]  # "elsewhere": on the server
+    assert spec.notifications[0].url == "https://hooks.example.com/x"
+    assert spec.overlap_policy.value == "Forbid"  # the default
+    assert app.jobs["weekly"].spec.enabled is False
+    # a job is applied after the file's jobs it chains to
+    chained = load(
+        "jobs:\n  a: {taskDefinition: x, chain: {always: [b]}}\n  b: {taskDefinition: x}\n"
+    )
+    assert list(chained.jobs) == ["b", "a"]
+
+
+def test_job_errors_name_the_line_field_and_cron_field():
+    errors = problems(
+        """\
+        jobs:
+          nightly:
+            taskDefinition: report
+            schedule: cron(0 25 * * ? *)
+            timezone: Asia/Tokio
+            overlapPolicy: Sometimes
+            retry: {maxAttempts: 0, retryOnFailur: true}
+            timeoutSecond: 5
+          manual: {taskDefinition: report, timezone: Nowhere/Land}
+          bad name: {taskDefinition: report}
+          other: {jobName: else, taskDefinition: report}
+          loose: just-a-string
+          nothing: {schedule: rate(5 minutes)}
+          wrong: {taskDefinition: "report:x"}
+        """
+    )
+    assert errors == [
+        "hatoba.yaml:4: jobs.nightly.schedule: cron hours '25': 25 is out of range 0-23",
+        "hatoba.yaml:5: jobs.nightly.timezone: timezone 'Asia/Tokio' is not a known IANA "
+        "time zone (e.g. UTC, Europe/London, America/New_York)",
+        "hatoba.yaml:6: jobs.nightly.overlapPolicy: must be 'Allow', 'Forbid' or 'Replace'",
+        "hatoba.yaml:7: jobs.nightly.retry.maxAttempts: must be ≥ 1",
+        "hatoba.yaml:7: jobs.nightly.retry.retryOnFailur: unknown field; did you mean "
+        "'retryOnFailure'?",
+        "hatoba.yaml:8: jobs.nightly.timeoutSecond: unknown field; did you mean 'timeoutSeconds'?",
+        "hatoba.yaml:9: jobs.manual.timezone: 'Nowhere/Land' is not a known IANA time zone "
+        "(e.g. UTC, Asia/Tokyo)",
+        """hatoba.yaml:10: jobs["bad name"]: job name must be a letter, then letters, """
+        "digits, - or _ (at most 255)",
+        "hatoba.yaml:11: jobs.other.jobName: must be 'other' (the key) or left out",
+        "hatoba.yaml:12: jobs.loose: must be a mapping (taskDefinition, schedule, ...)",
+        "hatoba.yaml:13: jobs.nothing.taskDefinition: field required",
+        "hatoba.yaml:14: jobs.wrong.taskDefinition: 'report:x' is not FAMILY or FAMILY:REVISION",
+    ]
+
+
+def test_a_chain_cycle_in_the_file_is_an_error_at_its_entry():
+    errors = problems(
+        """\
+        jobs:
+          extract: {taskDefinition: etl, chain: {onSuccess: [load]}}
+          load:
+            taskDefinition: etl
+            chain:
+              always: [extract]
+        """
+    )
+    assert errors == [
+        "hatoba.yaml:6: jobs.load.chain.always[0]: chain cycle: extract → load → extract"
+    ]
+
+
+SCALED = """\
+services:
+  worker:
+    taskDefinition: worker
+    scaling:
+      minCapacity: 2
+      maxCapacity: 8
+      suspendedState: {dynamicScalingInSuspended: true}
+      policies:
+        - policyName: backlog
+          policyType: TargetTrackingScaling
+          targetTrackingConfiguration:
+            metric: {redisList: {url: "redis://cache:6379/0", key: jobs}}
+            targetValue: 10
+      scheduledActions:
+        - {scheduledActionName: nights, schedule: "cron(0 22 * * ? *)", maxCapacity: 2,
+           timezone: Asia/Tokyo}
+  pinned: {taskDefinition: worker, desiredCount: 5, scaling: {minCapacity: 1, maxCapacity: 3}}
+"""
+
+
+def test_scaling_blocks_load_and_the_count_starts_at_min():
+    app = load(SCALED)
+    worker = app.services["worker"]
+    assert worker.spec.desired_count == 2  # no desiredCount: minCapacity
+    assert app.services["pinned"].spec.desired_count == 5  # given: kept, the loop clamps it
+    scaling = worker.scaling
+    assert scaling is not None
+    assert scaling.target == {
+        "minCapacity": 2,
+        "maxCapacity": 8,
+        "suspendedState": {
+            "dynamicScalingInSuspended": True,
+            "dynamicScalingOutSuspended": False,
+            "scheduledScalingSuspended": False,
+        },
+        "scaleToZeroCooldownSeconds": 300,
+    }
+    policy = scaling.policies["backlog"]
+    tt = policy.target_tracking_configuration
+    assert tt is not None and tt.target_value == 10 and tt.metric_type.value == "AverageValue"
+    assert tt.metric == {"redisList": {"url": "redis://cache:6379/0", "key": "jobs"}}
+    assert scaling.scheduled_actions["nights"].timezone == "Asia/Tokyo"
+    assert scaling.block["policies"][0]["policyName"] == "backlog"  # as written, for the server
+    assert app.services["pinned"].scaling is not None
+    assert load("services: {api: {taskDefinition: x}}").services["api"].scaling is None
+
+
+def test_scaling_errors_name_the_line_and_field():
+    errors = problems(
+        """\
+        services:
+          worker:
+            taskDefinition: worker
+            scaling:
+              minCapacity: 5
+              maxCapacity: 2
+              polices: []
+              policies:
+                - policyName: backlog
+                  policyType: TargetTrackingScaling
+                  targetTrackingConfiguration:
+                    metric: {redisList: {url: "redis://x", key: k}}
+                    targetValu: 10
+                - policyName: backlog
+                  policyType: StepScaling
+                  stepScalingConfiguration: {metric: {cpu: {}}, threshold: 1,
+                    comparisonOperator: Above, stepAdjustments: []}
+                - {policyName: two, policyType: StepScaling,
+                   targetTrackingConfiguration: {metric: {cpu: {}}, targetValue: 50}}
+                - just a string
+              scheduledActions:
+                - {scheduledActionName: n, schedule: "cron(0 25 * * ? *)", maxCapacity: 1}
+                - {scheduledActionName: m, schedule: "cron(0 2 * * ? *)"}
+                - {schedule: "rate(1 hour)", minCapacity: 1}
+          daemon:
+            taskDefinition: worker
+            schedulingStrategy: DAEMON
+            scaling: {minCapacity: 1, maxCapacity: 2}
+          loose: {taskDefinition: worker, scaling: [1, 2]}
+        """
+    )
+    assert errors == [
+        "hatoba.yaml:5: services.worker.scaling.minCapacity: is above maxCapacity 2",
+        "hatoba.yaml:7: services.worker.scaling.polices: unknown field; did you mean 'policies'?",
+        "hatoba.yaml:11: services.worker.scaling.policies[0].targetTrackingConfiguration"
+        ".targetValue: field required",
+        "hatoba.yaml:13: services.worker.scaling.policies[0].targetTrackingConfiguration"
+        ".targetValu: unknown field; did you mean 'targetValue'?",
+        "hatoba.yaml:14: services.worker.scaling.policies[1].policyName: 'backlog' is also "
+        "item 0 of the list",
+        "hatoba.yaml:17: services.worker.scaling.policies[1].stepScalingConfiguration"
+        ".comparisonOperator: must be 'GreaterThanOrEqualToThreshold', 'GreaterThanThreshold', "
+        "'LessThanThreshold' or 'LessThanOrEqualToThreshold'",
+        "hatoba.yaml:17: services.worker.scaling.policies[1].stepScalingConfiguration"
+        ".stepAdjustments: List should have at least 1 item after validation, not 0",
+        "hatoba.yaml:18: services.worker.scaling.policies[2].stepScalingConfiguration: "
+        "required with policyType StepScaling",
+        "hatoba.yaml:19: services.worker.scaling.policies[2].targetTrackingConfiguration: "
+        "not allowed with policyType StepScaling",
+        "hatoba.yaml:20: services.worker.scaling.policies[3]: must be a mapping (policyName, ...)",
+        "hatoba.yaml:22: services.worker.scaling.scheduledActions[0].schedule: cron hours '25': "
+        "25 is out of range 0-23",
+        "hatoba.yaml:23: services.worker.scaling.scheduledActions[1].minCapacity: set "
+        "minCapacity, maxCapacity or both",
+        "hatoba.yaml:24: services.worker.scaling.scheduledActions[2].scheduledActionName: "
+        "field required",
+        "hatoba.yaml:28: services.daemon.scaling: a DAEMON service runs one task per node; "
+        "it cannot scale",
+        "hatoba.yaml:29: services.loose.scaling: must be a mapping (minCapacity, maxCapacity, "
+        "policies, ...)",
+    ]

@@ -23,7 +23,10 @@ from hatoba.model.appfile_diff import (
 )
 from hatoba.model.ecs_import import export_task_definition, parse_task_definition
 from hatoba.model.errors import ValidationFailed
+from hatoba.model.job import Job, JobSpec
 from hatoba.model.params import ParameterType, ParameterView
+from hatoba.model.scaling import ScalableTarget
+from hatoba.model.scaling_view import ScalingDescription, ScheduledActionView
 from hatoba.model.service import (
     CircuitBreaker,
     Deployment,
@@ -402,3 +405,212 @@ def test_json_form():
         },
         {"kind": "service", "name": "tool", "action": "unchanged", "changes": []},
     ]
+
+
+JOB_FILE = """\
+taskDefinitions:
+  report:
+    containerDefinitions: [{name: r, command: [python3, report.py]}]
+jobs:
+  alert: {taskDefinition: report}
+  nightly:
+    taskDefinition: report
+    schedule: cron(0 2 * * ? *)
+    timezone: Asia/Tokyo
+    retry: {maxAttempts: 3, retryOnFailure: true}
+    chain: {onFailure: [alert, pager]}
+"""
+
+
+def stored_job(spec: JobSpec, **changes: Any) -> Job:
+    """The job as ``GET /v1/jobs/NAME`` returns it after ``spec`` was applied."""
+    body = spec.model_copy(update=changes).model_dump()
+    return Job.model_validate(body | {"created_at": NOW, "updated_at": NOW, "last_tick": NOW})
+
+
+def job_state(app: AppFile, **jobs: Job) -> ServerState:
+    report = export_of(app.task_definitions["report"].body, 1)
+    return ServerState(task_definitions={"report": report}, jobs=jobs)
+
+
+def test_jobs_are_created_last_chain_targets_first():
+    app = app_of(JOB_FILE)
+    pager = stored_job(JobSpec(job_name="pager", task_definition="other"))
+    p = plan(app, ServerState(jobs={"pager": pager}))
+    assert [(c.kind, c.name, c.action) for c in p.changes] == [
+        (Kind.TASK_DEFINITION, "report", Action.CREATE),
+        (Kind.JOB, "alert", Action.CREATE),
+        (Kind.JOB, "nightly", Action.CREATE),
+    ]
+    assert change(p, Kind.JOB, "nightly")[1] == [
+        FieldChange("taskDefinition", None, "report"),
+        FieldChange("schedule", None, "cron(0 2 * * ? *)"),
+        FieldChange("timezone", None, "Asia/Tokyo"),
+        FieldChange("retry.maxAttempts", None, 3),
+        FieldChange("retry.retryOnFailure", None, True),
+        FieldChange("retry.backoffSeconds", None, 10.0),  # the defaults of what it sets
+        FieldChange("retry.maxBackoffSeconds", None, 600.0),
+        FieldChange("chain.onFailure", None, ["alert", "pager"]),
+    ]
+    assert p.to_json()[-1]["kind"] == "job"
+
+
+def test_jobs_in_sync_unchanged_and_drift_is_an_update():
+    app = app_of(JOB_FILE)
+    specs = {name: decl.spec for name, decl in app.jobs.items()}
+    pager = stored_job(JobSpec(job_name="pager", task_definition="other"))
+    synced = {name: stored_job(spec) for name, spec in specs.items()} | {"pager": pager}
+    p = plan(app, job_state(app, **synced))
+    assert not p.has_changes and not p.deploys
+    # disabled by hand, schedule edited by hand: both go back to the file
+    drifted = synced | {
+        "nightly": stored_job(specs["nightly"], enabled=False, schedule="rate(1 hour)")
+    }
+    p = plan(app, job_state(app, **drifted))
+    assert change(p, Kind.JOB, "nightly") == (
+        Action.UPDATE,
+        [
+            FieldChange("schedule", "rate(1 hour)", "cron(0 2 * * ? *)"),
+            FieldChange("enabled", False, True),
+        ],
+    )
+    assert not p.deploys  # a job change runs no beforeDeploy task
+
+
+def test_job_references_the_server_lacks_are_errors_with_lines():
+    app = app_of(
+        "jobs:\n"
+        "  a:\n"
+        "    taskDefinition: missing\n"
+        "    chain: {onSuccess: [ghost]}\n"
+        "  b: {taskDefinition: 'report:4'}\n"
+    )
+    with pytest.raises(ValidationFailed) as info:
+        plan(app, ServerState())
+    assert [str(e) for e in info.value.errors] == [
+        "hatoba.yaml:3: jobs.a.taskDefinition: no ACTIVE revision of task definition family "
+        "'missing' on the server, and the file does not declare it under taskDefinitions",
+        "hatoba.yaml:4: jobs.a.chain.onSuccess[0]: job ghost is neither in the file nor on "
+        "the server",
+        "hatoba.yaml:5: jobs.b.taskDefinition: task definition report:4 not found or not "
+        "ACTIVE on the server",
+    ]
+
+
+SCALED = """\
+taskDefinitions:
+  worker:
+    containerDefinitions: [{name: w, command: [python3, worker.py]}]
+services:
+  worker:
+    taskDefinition: worker
+    scaling:
+      minCapacity: 1
+      maxCapacity: 6
+      policies:
+        - policyName: queue
+          policyType: TargetTrackingScaling
+          targetTrackingConfiguration:
+            metric: {sql: {url: "sqlite:////srv/app.db", query: "SELECT count(*) FROM q"}}
+            targetValue: 20
+            scaleInStabilizationSeconds: 30
+"""
+
+
+def scaling_of(app: AppFile, name: str) -> ScalingDescription:
+    """What ``GET .../scaling/describe`` returns once the file's block was applied."""
+    decl = app.services[name].scaling
+    assert decl is not None
+    target = ScalableTarget.model_validate(
+        {**decl.target, "serviceName": name, "createdAt": NOW, "updatedAt": NOW}
+    )
+    return ScalingDescription(
+        scalable_target=target,
+        policies=[p.model_copy(update={"created_at": NOW}) for p in decl.policies.values()],
+        scheduled_actions=[
+            ScheduledActionView(**a.model_dump(), next_fire_time=NOW)
+            for a in decl.scheduled_actions.values()
+        ],
+        desired_count=4,
+    )
+
+
+def scaled_state(app: AppFile, **scaling: ScalingDescription) -> ServerState:
+    return ServerState(
+        task_definitions={"worker": export_of(app.task_definitions["worker"].body, 1)},
+        services={"worker": service("worker", "worker:1", desired=4)},
+        scaling=scaling,
+    )
+
+
+def scaling_change(p: Plan, name: str = "worker") -> Any:
+    (found,) = [c for c in p.changes if c.kind == Kind.SCALING and c.name == name]
+    return found
+
+
+def test_scaling_is_created_after_its_service_and_the_count_is_the_autoscalers():
+    app = app_of(SCALED)
+    p = plan(app, ServerState())
+    kinds = [(c.kind, c.name, c.action) for c in p.changes]
+    assert kinds[-2:] == [
+        (Kind.SERVICE, "worker", Action.CREATE),
+        (Kind.SCALING, "worker", Action.CREATE),
+    ]
+    created = scaling_change(p)
+    assert created.changed == ("target", "policy:queue")
+    assert FieldChange("minCapacity", None, 1) in created.fields
+    assert FieldChange("policies.queue.targetTrackingConfiguration.targetValue", None, 20.0) in (
+        created.fields
+    )
+    assert FieldChange("desiredCount", None, 1) in change(p, Kind.SERVICE, "worker")[1]
+
+    in_sync = scaled_state(app, worker=scaling_of(app, "worker"))
+    p = plan(app, in_sync)  # desiredCount 4 on the server, 1 in the file: not a change
+    assert {c.action for c in p.changes} == {Action.UNCHANGED}
+    assert scaling_change(p).changed == ()
+
+
+def test_scaling_changes_name_the_calls_to_make():
+    app = app_of(SCALED)
+    have = scaling_of(app, "worker")
+    extra = have.policies[0].model_copy(update={"policy_name": "old"})
+    have = have.model_copy(update={"policies": [*have.policies, extra]})
+    edited = SCALED.replace("maxCapacity: 6", "maxCapacity: 8").replace(
+        "targetValue: 20", "targetValue: 25"
+    )
+    edited += (
+        "      scheduledActions:\n"
+        "        - {scheduledActionName: nights, schedule: 'cron(0 22 * * ? *)', maxCapacity: 2}\n"
+    )
+    p = plan(app_of(edited), scaled_state(app, worker=have))
+    c = scaling_change(p)
+    assert c.action == Action.UPDATE
+    # with scheduled actions in the file, they own min/max: maxCapacity is not compared
+    assert c.changed == ("-policy:old", "policy:queue", "action:nights")
+    assert FieldChange("policies.queue.targetTrackingConfiguration.targetValue", 20.0, 25.0) in (
+        c.fields
+    )
+    assert not [f for f in c.fields if f.path == "maxCapacity"]
+    assert FieldChange("scheduledActions.nights.maxCapacity", None, 2) in c.fields
+
+    p = plan(
+        app_of(SCALED.replace("maxCapacity: 6", "maxCapacity: 8")), scaled_state(app, worker=have)
+    )
+    c = scaling_change(p)
+    assert c.changed == ("target", "-policy:old")
+    assert FieldChange("maxCapacity", 6, 8) in c.fields
+
+
+def test_a_service_without_scaling_in_the_file_loses_the_servers():
+    app = app_of(SCALED)
+    plain = app_of(SCALED.split("    scaling:", maxsplit=1)[0] + "    desiredCount: 2\n")
+    p = plan(plain, scaled_state(app, worker=scaling_of(app, "worker")))
+    c = scaling_change(p)
+    assert (c.action, c.changed) == (Action.UPDATE, ("deregister",))
+    assert FieldChange("policies.queue", "TargetTrackingScaling", None) in c.fields
+    # and the count is the file's again
+    assert change(p, Kind.SERVICE, "worker") == (
+        Action.UPDATE,
+        [FieldChange("desiredCount", 4, 2)],
+    )
+    assert not [c for c in plan(plain, scaled_state(plain)).changes if c.kind == Kind.SCALING]

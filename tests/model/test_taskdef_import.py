@@ -13,6 +13,7 @@ from hatoba.model.ecs_fields import (
 )
 from hatoba.model.ecs_import import export_task_definition, parse_task_definition
 from hatoba.model.errors import FieldError, ValidationFailed
+from hatoba.model.log_outputs import LOCAL_ONLY
 from hatoba.model.taskdef import TaskDefinition
 
 NOT_USED = "not used by hatoba (kept, exported back)"
@@ -83,6 +84,9 @@ def test_nginx_firelens_warns_for_every_unused_field_and_the_images(example):
         "command, not the image"
         for i in (0, 1)
     }
+    expected.add(
+        f"containerDefinitions[1].logConfiguration.options['Name']: Name 'cloudwatch': {LOCAL_ONLY}"
+    )
     assert warnings == expected
     td = parsed.task_definition
     assert td.ignored["networkMode"] == "awsvpc"

@@ -20,8 +20,10 @@ from datetime import timedelta
 
 import psutil
 
+from hatoba.agent.log_shipper import LogShipper
 from hatoba.agent.runner import RunnerContext, TaskRunner
 from hatoba.drivers.protocol import ContainerSpec, ExecProcess, ExecSpec
+from hatoba.logs.retention import DEFAULT_MAX_BYTES, enforce_log_budget
 from hatoba.model.errors import Conflict, NotFound
 from hatoba.model.layout import DataLayout
 from hatoba.model.node import Node
@@ -32,6 +34,7 @@ from hatoba.supervise import Supervisor
 log = logging.getLogger("hatoba.agent")
 CHANGE_FEED_KEPT = timedelta(hours=1)
 LIVE = [s for s in LastStatus if s != LastStatus.STOPPED]
+LOG_BUDGET_EVERY = 30.0  # seconds between checks of the log store's total size
 
 
 def local_node_id(layout: DataLayout) -> str:
@@ -87,8 +90,13 @@ class NodeAgent:
         resync: float = 5.0,
         retention: timedelta = timedelta(days=7),
         attributes: Mapping[str, str] | None = None,
+        log_max_bytes: int = DEFAULT_MAX_BYTES,
+        log_shipper: LogShipper | None = None,
     ) -> None:
         self.ctx = ctx
+        self.log_shipper = log_shipper  # forwards the logs of every task run here
+        self.log_max_bytes = log_max_bytes
+        self._next_log_check = 0.0
         self.attributes = dict(attributes or {})
         self.node_id = node_id
         self.resync = resync
@@ -124,6 +132,8 @@ class NodeAgent:
             return
         runner = TaskRunner(self.ctx, task_id, task, fresh=fresh)
         self._runners[task_id] = runner
+        if self.log_shipper is not None:
+            self.log_shipper.track(task_id, task)
 
         async def run() -> None:
             try:
@@ -193,12 +203,22 @@ class NodeAgent:
             pass
         now = self.ctx.clock.now()
         purged = await self.ctx.store.delete_stopped_tasks(now - self.retention)
+        owed = self.log_shipper.pending_tasks() if self.log_shipper is not None else set()
         for task_id in purged:  # logs can be large: delete them off the event loop
+            if task_id in owed and self.log_shipper is not None:
+                self.log_shipper.remove_when_shipped(task_id)  # an output still owes them
+                continue
             await asyncio.to_thread(
                 shutil.rmtree, self.ctx.layout.task_dir(task_id), ignore_errors=True
             )
         # the change feed only wakes loops up; an hour of it is plenty for any reader
         await self.ctx.store.prune_changes(now - CHANGE_FEED_KEPT)
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_log_check:  # retention by size, oldest stopped first
+            self._next_log_check = loop.time() + LOG_BUDGET_EVERY
+            await enforce_log_budget(
+                self.ctx.store, self.ctx.layout, self.node_id, self.log_max_bytes, owed
+            )
 
     async def exec(self, task_id: str, container: str | None, exec_spec: ExecSpec) -> ExecProcess:
         """Start a command inside a running container of a task on this node."""

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from hatoba.agent import lifecycle
 from hatoba.agent.health import HealthPolicy, health_argv, health_loop
+from hatoba.agent.log_tails import TaskLogTails
 from hatoba.agent.specs import SpecError, build_specs, read_environment_files, secret_refs
 from hatoba.controllers.task_updates import mutate_task
 from hatoba.drivers.protocol import ContainerSpec, Driver, ExecProcess, ExecSpec, StartError
@@ -37,6 +38,7 @@ from hatoba.model.task import (
     Task,
 )
 from hatoba.model.taskdef import TaskDefinition
+from hatoba.model.taskdef_logs import DEFAULT_MAX_LINE
 from hatoba.secrets.protocol import SecretResolver, SecretUnavailable
 from hatoba.store.protocol import Store
 from hatoba.supervise import Supervisor
@@ -53,6 +55,9 @@ class RunnerContext:
     secrets: SecretResolver
     base_env: dict[str, str]
     taskdef_cache: dict[str, TaskDefinition] = field(default_factory=dict)
+    # hatoba's per-task variables (HATOBA_AGENT_URI, HATOBA_TASK_TOKEN), from server.py
+    task_env: Callable[[Task], Mapping[str, str]] | None = None
+    log_max_line: int = DEFAULT_MAX_LINE  # the node's longest log record (HATOBA_LOG_MAX_LINE)
 
 
 class TaskRunner:
@@ -72,6 +77,7 @@ class TaskRunner:
         self._stop_sent: set[str] = set()
         self._specs: dict[str, ContainerSpec] | None = None
         self._td: TaskDefinition | None = None
+        self._tails = TaskLogTails(ctx.layout, task_id, ctx.log_max_line)
 
     def poke(self, task: Task | None = None) -> None:
         """Something changed: ``task`` is the version as just committed or read, None
@@ -140,6 +146,8 @@ class TaskRunner:
                 base_env=self.ctx.base_env,
                 file_env=file_env,
                 secrets=secrets,
+                task_env=self.ctx.task_env(task) if self.ctx.task_env else None,
+                max_line=self.ctx.log_max_line,
             )
         return self._specs
 
@@ -287,6 +295,8 @@ class TaskRunner:
         if td is None:
             return
         cdef = next(c for c in td.container_definitions if c.name == name)
+        if cdef.log_files:
+            self._children.start(self._tails.follow(cdef), f"tail/{name}")
         if cdef.health_check is not None and name not in self._health:
             self._health.add(name)
             hc = cdef.health_check
@@ -379,6 +389,7 @@ class TaskRunner:
                     await self.ctx.driver.destroy(c.handle)
                 except Exception:
                     log.exception("task %s: destroying %s failed", task.task_id, c.name)
+        await self._tails.drain(td)  # tailed files to their end, durably, before STOPPED
         await self._mutate(_set_stopped(self.ctx.clock.now()), current=fresh)
 
     async def _stop_wave(self, names: list[str]) -> None:

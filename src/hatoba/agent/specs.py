@@ -2,7 +2,9 @@
 
 Environment precedence (lowest first), as ECS documents it: the node's base environment,
 ``environmentFiles`` (in order), ``environment``, run-time override environment, then
-``secrets``. hatoba adds HATOBA_TASK_ID, HATOBA_TASK_FAMILY and HATOBA_CONTAINER_NAME.
+``secrets``. hatoba adds HATOBA_TASK_ID, HATOBA_TASK_FAMILY and HATOBA_CONTAINER_NAME, and
+when the control plane knows them HATOBA_AGENT_URI (its URL) and HATOBA_TASK_TOKEN (the task's
+own secret for the agent endpoint, e.g. task scale-in protection).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hatoba.model.layout import DataLayout
 from hatoba.model.task import Task
 from hatoba.model.taskdef import ContainerDefinition, TaskDefinition
 from hatoba.model.taskdef_envfile import load_env_file
+from hatoba.model.taskdef_logs import DEFAULT_MAX_LINE, log_settings
 from hatoba.model.taskdef_overrides import apply_overrides
 from hatoba.secrets.protocol import SecretRef
 
@@ -64,9 +67,13 @@ def build_specs(
     base_env: Mapping[str, str],
     file_env: Mapping[str, Mapping[str, str]],
     secrets: Mapping[str, Mapping[str, str]],
+    task_env: Mapping[str, str] | None = None,
+    max_line: int = DEFAULT_MAX_LINE,
 ) -> dict[str, ContainerSpec]:
     """Pure: every container's spec. ``file_env``/``secrets`` are per container name,
-    already read/resolved at the edge."""
+    already read/resolved at the edge; ``task_env`` is hatoba's per-task variables
+    (HATOBA_AGENT_URI, HATOBA_TASK_TOKEN), set last like HATOBA_TASK_ID. ``max_line`` is
+    the node's longest log record, unless the container's ``hatoba-max-line`` says."""
     specs: dict[str, ContainerSpec] = {}
     for eff in apply_overrides(td, task.overrides):
         c = eff.definition
@@ -77,6 +84,7 @@ def build_specs(
         env["HATOBA_TASK_ID"] = task.task_id
         env["HATOBA_TASK_FAMILY"] = td.family
         env["HATOBA_CONTAINER_NAME"] = c.name
+        env.update(task_env or {})
         specs[c.name] = ContainerSpec(
             task_id=task.task_id,
             name=c.name,
@@ -94,6 +102,7 @@ def build_specs(
             stop_signal=c.effective_stop_signal,
             stop_timeout=c.effective_stop_timeout,
             image=c.image,
+            max_line_bytes=log_settings(c).max_line or max_line,
         )
     return specs
 

@@ -7,9 +7,13 @@ from fastapi import FastAPI
 from hatoba.api import (
     errors,
     exec_ws,
+    job_routes,
+    log_routes,
     node_routes,
     param_routes,
+    protection_routes,
     routes,
+    scaling_routes,
     service_routes,
     token_routes,
 )
@@ -29,10 +33,14 @@ def create_app(services: ApiServices) -> FastAPI:
     errors.install(app)
     app.include_router(routes.public)
     app.include_router(routes.router)
+    app.include_router(log_routes.router)
     app.include_router(node_routes.router)
     app.include_router(service_routes.router)
+    app.include_router(scaling_routes.router)
+    app.include_router(job_routes.router)
     app.include_router(param_routes.router)
     app.include_router(token_routes.router)
     app.include_router(exec_ws.router)
+    app.include_router(protection_routes.router)
     app.add_middleware(AuditMiddleware, tokens=services.tokens)
     return app

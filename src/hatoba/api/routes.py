@@ -1,14 +1,11 @@
-"""REST endpoints for task definitions and tasks (ECS's names, JSON in camelCase)."""
+"""REST endpoints for task definitions and tasks (ECS's names, JSON in camelCase); the
+task log streams are in ``log_routes``."""
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import StreamingResponse
 
 from hatoba.api import auth
 from hatoba.api.schemas import (
@@ -25,10 +22,7 @@ from hatoba.api.schemas import (
 from hatoba.api.services import ApiServices
 from hatoba.controllers.refs import parse_taskdef_ref
 from hatoba.controllers.tasks import RunTaskRequest
-from hatoba.logs.reader import TaskLogLine, task_log_lines
-from hatoba.logs.records import NO_EOL
 from hatoba.model.access import Role
-from hatoba.model.errors import FieldError, ValidationFailed
 from hatoba.model.task import DesiredStatus, LastStatus, Task
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 
@@ -182,52 +176,3 @@ async def wait_task(
 ) -> Task:
     """Long poll: returns once lastStatus reached ``status`` (or passed it), or at timeout."""
     return await svc.tasks.wait_for(ref, status, timeout)
-
-
-def log_line_json(line: TaskLogLine) -> bytes:
-    rec = line.record
-    out: dict[str, Any] = {
-        "timestampNs": rec.timestamp_ns,
-        "container": line.container,
-        "stream": rec.stream_name,
-    }
-    try:
-        out["message"] = rec.data.decode("utf-8")
-    except UnicodeDecodeError:
-        out["messageBase64"] = base64.b64encode(rec.data).decode("ascii")
-    if rec.flags & NO_EOL:
-        out["eol"] = False
-    return json.dumps(out, ensure_ascii=False).encode() + b"\n"
-
-
-@router.get("/tasks/{ref}/logs", tags=["tasks"])
-async def task_logs(
-    svc: Svc,
-    ref: str,
-    follow: bool = False,
-    container: str | None = None,
-    since_ns: Annotated[int | None, Query(alias="sinceNs")] = None,
-) -> StreamingResponse:
-    """NDJSON, one object per line: timestampNs, container, stream, message (UTF-8) or
-    messageBase64 (other bytes), eol=false when the output ended without a newline."""
-    task = await svc.tasks.resolve(ref)
-    names = [c.name for c in task.containers]
-    if container is not None and container not in names:
-        raise ValidationFailed(
-            [FieldError("container", f"no container {container!r}; the task has {names}")]
-        )
-    files = [
-        (n, svc.layout.container_log(task.task_id, n)) for n in names if container in (None, n)
-    ]
-
-    async def finished() -> bool:
-        t = await svc.store.get_task(task.task_id)
-        return t is None or t.last_status == LastStatus.STOPPED
-
-    async def body() -> AsyncIterator[bytes]:
-        async for batch in task_log_lines(
-            files, follow=follow, finished=finished, since_ns=since_ns
-        ):
-            yield b"".join(log_line_json(line) for line in batch)
-
-    return StreamingResponse(body(), media_type="application/x-ndjson")

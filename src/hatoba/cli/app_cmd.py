@@ -39,6 +39,7 @@ from hatoba.client.apply import (
     steadiness,
     wait_steady,
 )
+from hatoba.client.apply_scaling import stop_scaling
 from hatoba.config import Settings
 from hatoba.model.appfile import DEFAULT_FILE, AppFile, load_app_file
 from hatoba.model.appfile_diff import (
@@ -364,6 +365,10 @@ def shut_down(client: HatobaClient, names: list[str]) -> int:
     err: Console = output.stderr()
     err.print("stopping services… (Ctrl-C again to leave them running)", markup=False)
     try:
+        try:
+            stop_scaling(client, names)  # else the autoscaler would bring them back to min
+        except ApiError as exc:
+            output.warning(f"could not stop autoscaling: {exc.message}")
         for name in names:
             try:
                 client.scale_service(name, 0)

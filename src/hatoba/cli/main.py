@@ -8,10 +8,22 @@ import sys
 import typer
 
 from hatoba import __version__
-from hatoba.cli import access_cmd, nodes, output, params, server_cmd, services_cmd, taskdefs, tasks
+from hatoba.cli import (
+    access_cmd,
+    jobs_cmd,
+    nodes,
+    output,
+    params,
+    scaling_cmd,
+    server_cmd,
+    services_cmd,
+    taskdefs,
+    tasks,
+)
 from hatoba.cli.app_cmd import apply, diff, up
 from hatoba.cli.connection import NoServer
 from hatoba.cli.exec_cmd import exec_
+from hatoba.cli.logs_cmd import logs
 from hatoba.cli.output import OutputFormat, OutputOption
 from hatoba.cli.run import run
 from hatoba.client import ApiError, ClientError
@@ -29,11 +41,14 @@ app.add_typer(taskdefs.app, name="taskdef")
 app.add_typer(tasks.app, name="task")
 app.add_typer(nodes.app, name="node")
 app.add_typer(services_cmd.app, name="service")
+app.add_typer(scaling_cmd.app, name="scaling")
+app.add_typer(jobs_cmd.app, name="job")
 app.add_typer(params.app, name="param")
 app.add_typer(access_cmd.tokens, name="token")
 app.command("audit")(access_cmd.audit)
 app.command("run")(run)
 app.command("exec")(exec_)
+app.command("logs")(logs)
 app.command("diff")(diff)
 app.command("apply")(apply)
 app.command("up")(up)

@@ -3,13 +3,17 @@
 ``read_state`` fetches what the server has of what the file names; ``plan`` (pure, in
 ``hatoba.model.appfile_diff``) says what differs; ``apply_plan`` writes, in this order:
 
-    parameters ─▶ task definitions ─▶ beforeDeploy tasks ─▶ services
-    (put new     (register a new      (run each, wait;      (create, or update only the
-     versions)    revision if changed)  exit ≠ 0 aborts)      changed fields)
+    parameters ─▶ task definitions ─▶ beforeDeploy tasks ─▶ services ─▶ jobs
+    (put new     (register a new      (run each, wait;      (create, or   (create, or
+     versions)    revision if changed)  exit ≠ 0 aborts)      update only   replace the
+                                                              the changed   spec; chain
+                                                              fields)       targets first)
 
 The beforeDeploy tasks (migrations) run only when a task definition or a service changes,
-and a failing one stops the apply before any service changes. Everything the file says is
-validated (``load_app_file`` and ``plan``) before the first write.
+and a failing one stops the apply before any service changes. Services' autoscaling
+(``apply_scaling``) is applied right after the services. Everything the file says is
+validated (``load_app_file``, the server's check of each ``scaling:`` block, and ``plan``)
+before the first write.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hatoba.client.access import AccessClient
+from hatoba.client.apply_scaling import apply_scaling, check_scaling, read_scaling, stop_scaling
 from hatoba.client.errors import ApiError, ClientError
 from hatoba.client.http import HatobaClient
 from hatoba.model.appfile import AppFile, BeforeDeployTask, TaskDefRef
@@ -66,6 +71,7 @@ class ApplyResult:
     parameters: dict[str, int] = field(default_factory=dict)  # name -> version written
     before_deploy: list[Task] = field(default_factory=list)
     services: dict[str, str] = field(default_factory=dict)  # changed service -> its target
+    jobs: dict[str, str] = field(default_factory=dict)  # changed job -> created / updated
 
     def summary(self) -> dict[str, int]:
         """How many were created, updated and left unchanged."""
@@ -118,7 +124,9 @@ def read_state(client: HatobaClient, app: AppFile) -> ServerState:
         except ApiError as exc:
             if not _missing(exc):
                 raise
-    return ServerState(parameters, exports, services, frozenset(revisions))
+    jobs = {j.job_name: j for j in client.list_jobs()} if app.jobs else {}
+    scaling = read_scaling(client, app)
+    return ServerState(parameters, exports, services, frozenset(revisions), jobs, scaling=scaling)
 
 
 def _read_parameter(access: AccessClient, name: str) -> ParameterView | None:
@@ -141,15 +149,19 @@ def _read_parameter(access: AccessClient, name: str) -> ParameterView | None:
 
 
 def _refs(app: AppFile) -> list[TaskDefRef]:
-    return [s.task_definition for s in app.services.values()] + [
-        t.task_definition for t in app.before_deploy
-    ]
+    return (
+        [s.task_definition for s in app.services.values()]
+        + [t.task_definition for t in app.before_deploy]
+        + [j.task_definition for j in app.jobs.values()]
+    )
 
 
 def plan_app(client: HatobaClient, app: AppFile) -> Plan:
     """Read the server's state and plan; ``ValidationFailed`` when the file names what the
     server does not have."""
-    return plan(app, read_state(client, app))
+    state = read_state(client, app)
+    check_scaling(client, app)  # what only the server can check (metric specs)
+    return plan(app, state)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -205,6 +217,22 @@ def apply_plan(
         result.services[change.name] = arn
         what = arn if change.action == Action.CREATE else ", ".join(change.changed)
         report(f"service {change.name}: {_done(change)} ({what})", True)
+    for change in the_plan.of(Kind.SCALING):  # a scalable target needs its service
+        if change.action == Action.UNCHANGED:
+            continue
+        what = apply_scaling(client, change, app.services[change.name].scaling)
+        report(f"scaling {change.name}: {_done(change)} ({what})", True)
+    for change in the_plan.of(Kind.JOB):  # in the file's apply order: chain targets first
+        if change.action == Action.UNCHANGED:
+            continue
+        spec = app.jobs[change.name].spec
+        if change.action == Action.CREATE:
+            client.create_job(spec)
+        else:
+            client.update_job(spec)
+        result.jobs[change.name] = _done(change)
+        what = spec.schedule or "no schedule"
+        report(f"job {change.name}: {_done(change)} ({what}, {spec.timezone})", True)
     return result
 
 
@@ -344,7 +372,10 @@ def wait_steady(
 
 
 def stop_services(client: HatobaClient, names: Iterable[str]) -> None:
-    """Scale each to 0 (the tasks then stop; see ``live_tasks``)."""
+    """Scale each to 0 (the tasks then stop; see ``live_tasks``), its autoscaling
+    deregistered first."""
+    names = list(names)
+    stop_scaling(client, names)
     for name in names:
         client.scale_service(name, 0)
 

@@ -10,8 +10,9 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -20,7 +21,15 @@ import httpx
 from hatoba.client.errors import ApiError, ServerUnavailable
 from hatoba.client.logs import LogLine, parse_ndjson
 from hatoba.model.errors import FieldError
+from hatoba.model.job import Job, JobEvent, JobRun, JobSpec
 from hatoba.model.node import NodeDescription
+from hatoba.model.scaling import (
+    ScalableTarget,
+    ScalingActivity,
+    ScalingPolicy,
+    ScheduledAction,
+)
+from hatoba.model.scaling_view import ScalingDescription
 from hatoba.model.service import Service, ServiceEvent, ServiceSpec, ServiceUpdate
 from hatoba.model.task import DesiredStatus, LastStatus, Task, TaskOverride
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
@@ -41,6 +50,17 @@ class Failure:
 class RunResult:
     tasks: list[Task] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NextFires:
+    """A job's next scheduled ticks, in UTC (``timezone`` is the job's, for display)."""
+
+    job_name: str
+    timezone: str
+    fire_times: list[datetime]
+    schedule: str | None = None
+    flexible_window_minutes: int = 0
 
 
 def _ref(ref: str) -> str:
@@ -240,11 +260,27 @@ class HatobaClient:
             params["container"] = container
         if since_ns is not None:
             params["sinceNs"] = str(since_ns)
+        yield from self._ndjson(f"/v1/tasks/{_ref(ref)}/logs", params, follow)
+
+    def logs(
+        self,
+        target: str,
+        *,
+        follow: bool = False,
+        options: Mapping[str, str | int | bool | None] | None = None,
+    ) -> Iterator[LogLine]:
+        """``GET /v1/logs``: a task (id or prefix), ``service/NAME`` or ``job/NAME``;
+        ``options`` are the query's (since, until, grep, container, stream, tail, raw)."""
+        params = {"target": target, "follow": "true" if follow else "false"}
+        for key, value in (options or {}).items():
+            if value is not None and value is not False:
+                params[key] = "true" if value is True else str(value)
+        yield from self._ndjson("/v1/logs", params, follow)
+
+    def _ndjson(self, path: str, params: dict[str, str], follow: bool) -> Iterator[LogLine]:
         timeout = httpx.Timeout(self.timeout, read=None if follow else self.timeout)
         try:
-            with self._http.stream(
-                "GET", f"/v1/tasks/{_ref(ref)}/logs", params=params, timeout=timeout
-            ) as response:
+            with self._http.stream("GET", path, params=params, timeout=timeout) as response:
                 if response.status_code >= 400:
                     response.read()
                     _raise_for_error(response)
@@ -315,6 +351,143 @@ class HatobaClient:
         params = {"liveOnly": "true" if live_only else "false"}
         body = self._request("GET", f"/v1/services/{_ref(name)}/tasks", params=params)
         return [Task.model_validate(t) for t in body["tasks"]]
+
+    # -- autoscaling ------------------------------------------------------------------------
+    def register_scalable_target(self, name: str, body: Mapping[str, Any]) -> ScalableTarget:
+        """RegisterScalableTarget: ``minCapacity``, ``maxCapacity`` (required the first
+        time), ``suspendedState``, ``scaleToZeroCooldownSeconds``; only those given change."""
+        path = f"/v1/services/{_ref(name)}/scaling"
+        return ScalableTarget.model_validate(self._request("PUT", path, json=dict(body)))
+
+    def describe_scalable_target(self, name: str) -> ScalableTarget:
+        path = f"/v1/services/{_ref(name)}/scaling"
+        return ScalableTarget.model_validate(self._request("GET", path))
+
+    def deregister_scalable_target(self, name: str) -> ScalableTarget:
+        """With its policies and scheduled actions; returns the target as it was."""
+        path = f"/v1/services/{_ref(name)}/scaling"
+        return ScalableTarget.model_validate(self._request("DELETE", path))
+
+    def list_scalable_targets(self) -> list[ScalableTarget]:
+        body = self._request("GET", "/v1/scaling")
+        return [ScalableTarget.model_validate(t) for t in body["scalableTargets"]]
+
+    def describe_scaling(self, name: str) -> ScalingDescription:
+        """Target, policies with their live metric, scheduled actions, last decision, counts."""
+        path = f"/v1/services/{_ref(name)}/scaling/describe"
+        return ScalingDescription.model_validate(self._request("GET", path))
+
+    def put_scaling_policy(
+        self, name: str, policy_name: str, body: Mapping[str, Any]
+    ) -> ScalingPolicy:
+        path = f"/v1/services/{_ref(name)}/scaling/policies/{_ref(policy_name)}"
+        return ScalingPolicy.model_validate(self._request("PUT", path, json=dict(body)))
+
+    def delete_scaling_policy(self, name: str, policy_name: str) -> ScalingPolicy:
+        path = f"/v1/services/{_ref(name)}/scaling/policies/{_ref(policy_name)}"
+        return ScalingPolicy.model_validate(self._request("DELETE", path))
+
+    def put_scheduled_action(
+        self, name: str, action_name: str, body: Mapping[str, Any]
+    ) -> ScheduledAction:
+        path = f"/v1/services/{_ref(name)}/scaling/scheduled-actions/{_ref(action_name)}"
+        return ScheduledAction.model_validate(self._request("PUT", path, json=dict(body)))
+
+    def delete_scheduled_action(self, name: str, action_name: str) -> ScheduledAction:
+        path = f"/v1/services/{_ref(name)}/scaling/scheduled-actions/{_ref(action_name)}"
+        return ScheduledAction.model_validate(self._request("DELETE", path))
+
+    def scaling_activities(self, name: str, limit: int = 50) -> list[ScalingActivity]:
+        """Newest first."""
+        path = f"/v1/services/{_ref(name)}/scaling/activities"
+        body = self._request("GET", path, params={"limit": str(limit)})
+        return [ScalingActivity.model_validate(a) for a in body["activities"]]
+
+    def validate_scaling(self, block: Mapping[str, Any]) -> None:
+        """Check a whole declaration (the app file's ``scaling:`` block); ``ApiError`` 422
+        naming each problem (``policies[0].targetTrackingConfiguration.metric...``)."""
+        self._request("POST", "/v1/scaling/validate", json=dict(block))
+
+    # -- jobs -------------------------------------------------------------------------------
+    def create_job(self, spec: JobSpec) -> Job:
+        return Job.model_validate(self._request("POST", "/v1/jobs", json=spec.wire()))
+
+    def update_job(self, spec: JobSpec) -> Job:
+        """Replace the job's whole spec (fields left at their defaults take them)."""
+        path = f"/v1/jobs/{_ref(spec.job_name)}"
+        return Job.model_validate(self._request("PUT", path, json=spec.wire()))
+
+    def describe_job(self, name: str) -> Job:
+        return Job.model_validate(self._request("GET", f"/v1/jobs/{_ref(name)}"))
+
+    def list_jobs(self) -> list[Job]:
+        return [Job.model_validate(j) for j in self._request("GET", "/v1/jobs")["jobs"]]
+
+    def delete_job(self, name: str) -> Job:
+        return Job.model_validate(self._request("DELETE", f"/v1/jobs/{_ref(name)}"))
+
+    def enable_job(self, name: str, enabled: bool = True) -> Job:
+        verb = "enable" if enabled else "disable"
+        return Job.model_validate(self._request("POST", f"/v1/jobs/{_ref(name)}/{verb}"))
+
+    def run_job(self, name: str) -> JobRun:
+        """Start a run now; it is PENDING until the scheduler launches it."""
+        return JobRun.model_validate(self._request("POST", f"/v1/jobs/{_ref(name)}/runs"))
+
+    def job_runs(self, name: str, limit: int = 50, before: str | None = None) -> list[JobRun]:
+        """Newest first; ``before``: the last run id of the previous page."""
+        params = {"limit": str(limit)} | ({"before": before} if before else {})
+        body = self._request("GET", f"/v1/jobs/{_ref(name)}/runs", params=params)
+        return [JobRun.model_validate(r) for r in body["runs"]]
+
+    def job_run(self, run_id: str) -> JobRun:
+        return JobRun.model_validate(self._request("GET", f"/v1/job-runs/{_ref(run_id)}"))
+
+    def cancel_job_run(self, run_id: str, reason: str | None = None) -> JobRun:
+        body = {"reason": reason} if reason is not None else {}
+        path = f"/v1/job-runs/{_ref(run_id)}/cancel"
+        return JobRun.model_validate(self._request("POST", path, json=body))
+
+    def wait_job_run(
+        self, run_id: str, *, finished: bool = False, timeout: float | None = None
+    ) -> JobRun:
+        """Block until the run has a task or has finished (``finished``: has finished),
+        looping the server's long poll; returns the run as last seen at ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = MAX_SERVER_WAIT if deadline is None else deadline - time.monotonic()
+            poll = max(0.0, min(MAX_SERVER_WAIT, left))
+            run = JobRun.model_validate(
+                self._request(
+                    "GET",
+                    f"/v1/job-runs/{_ref(run_id)}/wait",
+                    params={"finished": str(finished).lower(), "timeout": f"{poll:.3f}"},
+                    timeout=poll + self.timeout,
+                )
+            )
+            if not run.active or (not finished and run.task_ids):
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                return run
+
+    def job_events(
+        self, name: str, limit: int = 100, after_id: int | None = None
+    ) -> list[JobEvent]:
+        """Newest first; with ``after_id`` only the newer ones."""
+        params = {"limit": str(limit)} | ({"afterId": str(after_id)} if after_id else {})
+        body = self._request("GET", f"/v1/jobs/{_ref(name)}/events", params=params)
+        return [JobEvent.model_validate(e) for e in body["events"]]
+
+    def job_next(self, name: str, n: int = 5, after: datetime | None = None) -> NextFires:
+        params = {"n": str(n)} | ({"after": after.isoformat()} if after else {})
+        body = self._request("GET", f"/v1/jobs/{_ref(name)}/next", params=params)
+        return NextFires(
+            job_name=body["jobName"],
+            timezone=body["timezone"],
+            fire_times=[datetime.fromisoformat(t) for t in body["fireTimes"]],
+            schedule=body.get("schedule"),
+            flexible_window_minutes=int(body.get("flexibleWindowMinutes", 0)),
+        )
 
     def exec(
         self,

@@ -20,10 +20,12 @@ class LogLine:
     """
 
     container: str
-    stream: str  # "stdout" or "stderr"
+    stream: str  # "stdout", "stderr" or "file:<name>" (a file the container wrote)
     timestamp_ns: int
     data: bytes
     eol: bool = True
+    task_id: str = ""
+    partial: bool = False  # a fragment of a longer line (only when asked for raw records)
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any]) -> LogLine:
@@ -37,12 +39,16 @@ class LogLine:
             timestamp_ns=int(obj.get("timestampNs", 0)),
             data=data,
             eol=bool(obj.get("eol", True)),
+            task_id=str(obj.get("taskId", "")),
+            partial=bool(obj.get("partial", False)),
         )
 
     def wire(self) -> dict[str, Any]:
         """The server's NDJSON form (``message`` when UTF-8, else ``messageBase64``)."""
-        out: dict[str, Any] = {
-            "timestampNs": self.timestamp_ns,
+        out: dict[str, Any] = {"timestampNs": self.timestamp_ns}
+        if self.task_id:
+            out["taskId"] = self.task_id
+        out |= {
             "container": self.container,
             "stream": self.stream,
         }
@@ -52,6 +58,8 @@ class LogLine:
             out["messageBase64"] = base64.b64encode(self.data).decode("ascii")
         if not self.eol:
             out["eol"] = False
+        if self.partial:
+            out["partial"] = True
         return out
 
 

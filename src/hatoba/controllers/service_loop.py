@@ -302,6 +302,9 @@ class ServiceScheduler:
         if result.deletable:
             with contextlib.suppress(NotFound):
                 await self._store.delete_service(name)
+            # its autoscaling goes with it: a new service of that name starts clean
+            with contextlib.suppress(NotFound):
+                await self._store.delete_scalable_target(name)
             return
         if result.wake_at is not None:
             self._wake_at(name, result.wake_at)

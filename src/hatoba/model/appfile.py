@@ -1,5 +1,5 @@
-"""The app file (``hatoba.yaml``): parameters, task definitions, services and the one-off
-tasks that run before a deploy, declared in one place and applied together.
+"""The app file (``hatoba.yaml``): parameters, task definitions, services, the one-off
+tasks that run before a deploy and jobs, declared in one place and applied together.
 
 Pure: text in, an ``AppFile`` (or every problem at once) out. Problems carry the file's line,
 the JSON path and a message, as ``hatoba.yaml:14: taskDefinitions.api.containerDefinitions[0]
@@ -31,14 +31,18 @@ from pydantic_core import ErrorDetails
 
 from hatoba.model.ecs_import import parse_task_definition
 from hatoba.model.errors import FieldError, ValidationFailed
+from hatoba.model.job import JobSpec
 from hatoba.model.params import ParameterType, name_errors, value_errors
 from hatoba.model.service import ServiceSpec
 from hatoba.model.taskdef import TaskDefinition
 
+if typing.TYPE_CHECKING:
+    from hatoba.model.appfile_scaling import ScalingDecl
+
 DEFAULT_FILE = "hatoba.yaml"
 APP_DIR_VAR = "HATOBA_APP_DIR"
 DEFAULT_BEFORE_DEPLOY_TIMEOUT = 3600.0
-SECTIONS = ("name", "parameters", "taskDefinitions", "services", "beforeDeploy")
+SECTIONS = ("name", "parameters", "taskDefinitions", "services", "beforeDeploy", "jobs")
 PARAMETER_KEYS = ("type", "value", "description")
 BEFORE_DEPLOY_KEYS = ("taskDefinition", "timeoutSeconds")
 
@@ -95,6 +99,17 @@ class ServiceDecl:
     name: str
     spec: ServiceSpec
     task_definition: TaskDefRef
+    scaling: ScalingDecl | None = None  # its ``scaling:`` block (see ``appfile_scaling``)
+
+
+@dataclass(frozen=True)
+class JobDecl:
+    """A job of the ``jobs:`` section (see ``appfile_jobs``): its task definition is
+    resolved by the server at each launch, so a bare family follows new revisions."""
+
+    name: str
+    spec: JobSpec
+    task_definition: TaskDefRef
 
 
 @dataclass(frozen=True)
@@ -112,6 +127,7 @@ class AppFile:
     task_definitions: dict[str, TaskDefinitionDecl] = field(default_factory=dict)
     services: dict[str, ServiceDecl] = field(default_factory=dict)
     before_deploy: list[BeforeDeployTask] = field(default_factory=list)
+    jobs: dict[str, JobDecl] = field(default_factory=dict)  # in apply order (targets first)
     warnings: list[FieldError] = field(default_factory=list)  # paths as "file:line: path"
     lines: dict[Loc, int] = field(default_factory=dict, repr=False)
 
@@ -305,6 +321,7 @@ class _Loader:
         tds = self.task_definitions(self.section(data, "taskDefinitions", dict))
         services = self.services(self.section(data, "services", dict), tds)
         before = self.before_deploy(self.section(data, "beforeDeploy", list), tds)
+        jobs = self.jobs(self.section(data, "jobs", dict), tds)
         if self.errors:
             raise ValidationFailed(self._located(self.errors), self.filename)
         return AppFile(
@@ -314,6 +331,7 @@ class _Loader:
             task_definitions=tds,
             services=services,
             before_deploy=before,
+            jobs=jobs,
             warnings=self._located(self.warnings),
             lines=self.lines,
         )
@@ -399,14 +417,29 @@ class _Loader:
                     ((*at, "serviceName"), f"must be {name!r} (the key) or left out")
                 )
                 continue
-            full = {**body, "serviceName": name}
+            full = {k: v for k, v in body.items() if k != "scaling"} | {"serviceName": name}
+            scaling = None
+            if "scaling" in body:
+                scaling = self.scaling((*at, "scaling"), name, body["scaling"], full)
             invalid = self.service_invalid(at, full)
             ref = self.ref(full.get("taskDefinition"), (*at, "taskDefinition"), tds)
             if invalid or ref is None:
                 continue
             spec = ServiceSpec.model_validate(full)
-            out[name] = ServiceDecl(name, spec, ref)
+            out[name] = ServiceDecl(name, spec, ref, scaling)
         return out
+
+    def scaling(self, at: Loc, service: str, raw: Any, full: dict[str, Any]) -> ScalingDecl | None:
+        """The service's ``scaling:`` block; without a ``desiredCount`` the service starts
+        at ``minCapacity``."""
+        from hatoba.model.appfile_scaling import load_scaling
+
+        decl = load_scaling(self, at, service, raw)
+        if full.get("schedulingStrategy") == "DAEMON":
+            self.errors.append((at, "a DAEMON service runs one task per node; it cannot scale"))
+        if decl is not None and "desiredCount" not in full:
+            full["desiredCount"] = decl.min_capacity
+        return decl
 
     def service_invalid(self, at: Loc, body: dict[str, Any]) -> bool:
         try:
@@ -461,6 +494,11 @@ class _Loader:
                 out.append(BeforeDeployTask(ref, float(timeout), i))
         return out
 
+    def jobs(self, raw: dict[str, Any], tds: dict[str, TaskDefinitionDecl]) -> dict[str, JobDecl]:
+        from hatoba.model.appfile_jobs import load_jobs
+
+        return load_jobs(self, raw, tds)
+
     def _located(self, problems: list[tuple[Loc, str]]) -> list[FieldError]:
         """In file order (a stable sort keeps each line's problems in the order found)."""
         unique = list(dict.fromkeys(problems))
@@ -501,7 +539,7 @@ def _pydantic_message(root: type[BaseModel], err: ErrorDetails) -> str:
         known = sorted(
             info.alias or name
             for name, info in (owner.model_fields.items() if owner else [])
-            if name != "service_name"
+            if name not in ("service_name", "job_name")
         )
         return _unknown(str(loc[-1]), known, "field")
     if kind == "missing":

@@ -1,7 +1,7 @@
 """What applying an app file would change: the file against a snapshot of the control plane.
 
-Pure: ``plan(app, state)`` returns every parameter, task definition and service of the file
-in apply order, each ``create``, ``update`` or ``unchanged``, with the differing fields as
+Pure: ``plan(app, state)`` returns every parameter, task definition, service and job of the
+file in apply order, each ``create``, ``update`` or ``unchanged``, with the differing fields as
 ``(path, old, new)``. Whatever differs is a change, whoever made it: a service scaled by hand
 shows up as an update back to the file's count.
 
@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from hatoba.model.appfile import AppFile, Loc, TaskDefRef, format_path
+from hatoba.model.appfile import AppFile, Loc, TaskDefRef, format_path, split_path
+from hatoba.model.appfile_scaling import ScalingDecl, action_body, policy_body, target_body
 from hatoba.model.ecs_import import ASSIGNED_NAMES, export_task_definition, parse_task_definition
 from hatoba.model.errors import FieldError, ValidationFailed
+from hatoba.model.job import Job, JobSpec
 from hatoba.model.params import ParameterType, ParameterView
+from hatoba.model.scaling_view import ScalingDescription
 from hatoba.model.service import SchedulingStrategy, Service, ServiceSpec, ServiceStatus
 from hatoba.model.taskdef import TaskDefinition
 
@@ -47,6 +50,8 @@ class Kind(StrEnum):
     PARAMETER = "parameter"
     TASK_DEFINITION = "taskDefinition"
     SERVICE = "service"
+    SCALING = "scaling"  # a service's autoscaling (its name is the service's)
+    JOB = "job"
 
 
 class Action(StrEnum):
@@ -99,6 +104,9 @@ class ServerState:
     task_definitions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     services: Mapping[str, Service] = field(default_factory=dict)
     revisions: frozenset[str] = frozenset()
+    jobs: Mapping[str, Job] = field(default_factory=dict)  # every job on the server
+    # the file's services that have a scalable target on the server
+    scaling: Mapping[str, ScalingDescription] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,8 @@ class Plan:
     @property
     def deploys(self) -> bool:
         """Whether a task definition or a service changes (beforeDeploy tasks run then)."""
-        return any(c.action != Action.UNCHANGED and c.kind != Kind.PARAMETER for c in self.changes)
+        deploying = (Kind.TASK_DEFINITION, Kind.SERVICE)
+        return any(c.action != Action.UNCHANGED and c.kind in deploying for c in self.changes)
 
     def of(self, kind: Kind) -> list[Change]:
         return [c for c in self.changes if c.kind == kind]
@@ -156,12 +165,20 @@ def plan(app: AppFile, state: ServerState) -> Plan:
     for task in app.before_deploy:
         at: Loc = ("beforeDeploy", task.index, "taskDefinition")
         errors += _ref_errors(app, state, task.task_definition, at)
+    for name, job in app.jobs.items():
+        errors += _ref_errors(app, state, job.task_definition, ("jobs", name, "taskDefinition"))
+        errors += _chain_errors(app, state, name)
     if errors:
         raise ValidationFailed(errors, app.filename)
     for name in app.services:
         changes.append(_service(app, state, name, current, changed_families, errors))
     if errors:
         raise ValidationFailed(errors, app.filename)
+    for name in app.services:
+        scaling = _scaling(app, state, name)
+        if scaling is not None:
+            changes.append(scaling)
+    changes += [_job(app, state, name) for name in app.jobs]
     return Plan(tuple(changes), current)
 
 
@@ -318,10 +335,125 @@ def _service(
     strategy = have.scheduling_strategy
     theirs = service_form(have, have.task_definition, strategy)
     mine = service_form(spec, target, strategy)
+    if decl.scaling is not None:  # the autoscaler owns the count
+        theirs.pop("desiredCount", None)
+        mine.pop("desiredCount", None)
     fields = _compare(theirs, mine, ())
     changed = tuple(dict.fromkeys(f.path.split(".")[0].split("[")[0] for f in fields))
     action = Action.UPDATE if fields else Action.UNCHANGED
     return Change(Kind.SERVICE, name, action, tuple(fields), changed)
+
+
+# -- autoscaling ------------------------------------------------------------------------------
+
+
+def scaling_form(
+    target: Mapping[str, Any],
+    policies: Mapping[str, dict[str, Any]],
+    actions: Mapping[str, dict[str, Any]],
+    *,
+    bounds: bool = True,
+) -> dict[str, Any]:
+    """A service's autoscaling as compared: the target (without min/max when scheduled
+    actions own them), and policies and scheduled actions by name."""
+    form = {k: v for k, v in target.items() if bounds or k not in ("minCapacity", "maxCapacity")}
+    form["policies"] = {
+        n: {k: v for k, v in b.items() if k != "policyName"} for n, b in policies.items()
+    }
+    form["scheduledActions"] = {
+        n: {k: v for k, v in b.items() if k != "scheduledActionName"} for n, b in actions.items()
+    }
+    pruned = _prune(form)
+    return pruned if isinstance(pruned, dict) else {}
+
+
+def _scaling(app: AppFile, state: ServerState, name: str) -> Change | None:
+    """The service's autoscaling: created, changed (``changed`` lists the calls: ``target``,
+    ``policy:NAME``, ``-policy:NAME``, ``action:NAME``, ``-action:NAME``, ``deregister``),
+    or removed when the file has no ``scaling:`` for a service the server scales."""
+    decl: ScalingDecl | None = app.services[name].scaling
+    have = state.scaling.get(name)
+    if decl is None:
+        if have is None:
+            return None
+        t = have.scalable_target
+        gone = [FieldChange("minCapacity", t.min_capacity, None)]
+        gone.append(FieldChange("maxCapacity", t.max_capacity, None))
+        gone += [
+            FieldChange(format_path(("policies", p.policy_name)), p.policy_type.value, None)
+            for p in have.policies
+        ]
+        gone += [
+            FieldChange(
+                format_path(("scheduledActions", a.scheduled_action_name)), a.schedule, None
+            )
+            for a in have.scheduled_actions
+        ]
+        return Change(Kind.SCALING, name, Action.UPDATE, tuple(gone), ("deregister",))
+    mine_p = {n: policy_body(p) for n, p in decl.policies.items()}
+    mine_a = {n: action_body(a) for n, a in decl.scheduled_actions.items()}
+    if have is None:
+        mine = scaling_form(decl.target, mine_p, mine_a)
+        fields = [FieldChange(p, None, v) for p, v in _leaves(mine, ())]
+        ops = ["target", *(f"policy:{n}" for n in mine_p), *(f"action:{n}" for n in mine_a)]
+        return Change(Kind.SCALING, name, Action.CREATE, tuple(fields), tuple(ops))
+    bounds = not decl.scheduled_actions
+    theirs_t = target_body(have.scalable_target)
+    theirs_p = {p.policy_name: policy_body(p) for p in have.policies}
+    theirs_a = {a.scheduled_action_name: action_body(a) for a in have.scheduled_actions}
+    fields = _compare(
+        scaling_form(theirs_t, theirs_p, theirs_a, bounds=bounds),
+        scaling_form(decl.target, mine_p, mine_a, bounds=bounds),
+        (),
+    )
+    ops = []
+    if _compare(
+        scaling_form(theirs_t, {}, {}, bounds=bounds),
+        scaling_form(decl.target, {}, {}, bounds=bounds),
+        (),
+    ):
+        ops.append("target")
+    ops += [f"-policy:{n}" for n in theirs_p if n not in mine_p]
+    ops += [f"policy:{n}" for n, b in mine_p.items() if not _same(theirs_p.get(n), b)]
+    ops += [f"-action:{n}" for n in theirs_a if n not in mine_a]
+    ops += [f"action:{n}" for n, b in mine_a.items() if not _same(theirs_a.get(n), b)]
+    action = Action.UPDATE if ops else Action.UNCHANGED
+    return Change(Kind.SCALING, name, action, tuple(fields), tuple(ops))
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+def job_form(spec: JobSpec) -> dict[str, Any]:
+    """What the file controls of a job: every field but its name, defaults spelled out
+    (the task definition as written: the server resolves it at each launch)."""
+    form = spec.model_dump(mode="json", by_alias=True, exclude={"job_name"})
+    pruned = _prune(form)
+    return pruned if isinstance(pruned, dict) else {}
+
+
+def _chain_errors(app: AppFile, state: ServerState, name: str) -> list[FieldError]:
+    return [
+        app.error(
+            ("jobs", name, *split_path(path)),
+            f"job {target} is neither in the file nor on the server",
+        )
+        for path, target in app.jobs[name].spec.chain.edges()
+        if target not in app.jobs and target not in state.jobs
+    ]
+
+
+def _job(app: AppFile, state: ServerState, name: str) -> Change:
+    spec = app.jobs[name].spec
+    have = state.jobs.get(name)
+    if have is None:
+        said = {type(spec).model_fields[n].alias or n for n in spec.model_fields_set}
+        mine = {k: v for k, v in job_form(spec).items() if k in said | {"taskDefinition"}}
+        fields = [FieldChange(p, None, v) for p, v in _leaves(mine, ())]
+        return Change(Kind.JOB, name, Action.CREATE, tuple(fields))
+    fields = _compare(job_form(have.spec()), job_form(spec), ())
+    action = Action.UPDATE if fields else Action.UNCHANGED
+    return Change(Kind.JOB, name, action, tuple(fields))
 
 
 # -- comparing nested JSON --------------------------------------------------------------------

@@ -134,6 +134,9 @@ class Task(WireModel):
     stopping_at: datetime | None = None
     execution_stopped_at: datetime | None = None
     stopped_at: datetime | None = None
+    # task scale-in protection (ECS's): until then, a service's scale-in never stops this
+    # task; set by the task itself through the agent endpoint, or by an operator
+    protected_until: datetime | None = None
     version: int = 0  # compare-and-set counter, owned by the store
 
     def container(self, name: str) -> Container:

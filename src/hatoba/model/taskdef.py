@@ -220,11 +220,23 @@ class LogConfiguration(WireModel):
     secret_options: list[Secret] = Field(default_factory=list)
 
 
+class LogFile(WireModel):
+    """A file the container writes, tailed into its logs (hatoba's, like Fluent Bit's tail
+    input). ``path`` is absolute or relative to ``workingDirectory`` and may be a glob;
+    ``tag`` names the stream (``file:<tag>``, default the file's name); ``multilineStart``
+    overrides the container's ``multiline-start`` log option for this file."""
+
+    path: str = Field(min_length=1)
+    tag: str | None = Field(default=None, min_length=1, max_length=128)
+    multiline_start: str | None = None
+
+
 class ContainerDefinition(WireModel):
     """One container (process) of a task.
 
-    hatoba extensions to ECS: ``shell`` (run a string ``command`` with ``/bin/sh -c``) and
-    ``stopSignal`` (what ``stop`` sends before the ``stopTimeout`` grace period ends in SIGKILL).
+    hatoba extensions to ECS: ``shell`` (run a string ``command`` with ``/bin/sh -c``),
+    ``stopSignal`` (what ``stop`` sends before the ``stopTimeout`` grace period ends in SIGKILL)
+    and ``logFiles`` (files to tail into the container's logs).
     """
 
     name: Name
@@ -248,6 +260,7 @@ class ContainerDefinition(WireModel):
     user: str | None = None
     port_mappings: list[PortMapping] = Field(default_factory=list)
     log_configuration: LogConfiguration | None = None
+    log_files: list[LogFile] = Field(default_factory=list)
     ignored: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hatoba.model.errors import FieldError
+from hatoba.model.log_outputs import output_from_log_configuration
 from hatoba.model.taskdef import ContainerDefinition, DependencyCondition, TaskDefinition
+from hatoba.model.taskdef_logs import check_log_settings
 
 
 @dataclass
@@ -105,6 +107,19 @@ def check_container(index: int, c: ContainerDefinition) -> Findings:
                     'unless this is changed to "file" with a local path',
                 )
             )
+    if c.log_configuration is not None:  # forwarded (fluentd, awsfirelens) or local only
+        lc = c.log_configuration
+        mapped = output_from_log_configuration(
+            "",
+            c.name,
+            lc.log_driver,
+            lc.options,
+            at=f"{at}.logConfiguration",
+            has_secret_options=bool(lc.secret_options),
+        )
+        out.errors.extend(mapped.errors)
+        out.warnings.extend(mapped.warnings)
+    out.errors.extend(check_log_settings(at, c))  # hatoba's capture options and logFiles
     return out
 
 

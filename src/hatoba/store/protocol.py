@@ -14,8 +14,15 @@ from datetime import datetime
 from typing import Protocol
 
 from hatoba.model.access import ApiToken, AuditEntry
+from hatoba.model.job import Job, JobEvent, JobNotification, JobRun
 from hatoba.model.node import Node
 from hatoba.model.params import StoredParameter
+from hatoba.model.scaling import (
+    ScalableTarget,
+    ScalingActivity,
+    ScalingPolicy,
+    ScheduledAction,
+)
 from hatoba.model.service import Service, ServiceEvent
 from hatoba.model.task import DesiredStatus, LastStatus, Task
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
@@ -24,13 +31,15 @@ from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
 @dataclass(frozen=True)
 class Change:
     seq: int
-    kind: str  # "task", "taskdef", "node", "param", "token", "service"
-    key: str  # task id, "family:revision", node id, parameter name, token id, service name
+    kind: str  # "task", "taskdef", "node", "param", "token", "service", "job", "jobrun",
+    # "scaling" (a service's scalable target, policies or scheduled actions)
+    key: str  # task id, "family:revision", node id, parameter name, token id, service name,
+    # job name, job run id
     at: datetime
     # The object as this change committed it, when this process made the change (so a
     # reader needs no re-read); None when read back from the database, and for deletes.
     # Shared between readers: treat it as read-only.
-    value: Task | TaskDefinition | Node | Service | None = field(
+    value: Task | TaskDefinition | Node | Service | Job | JobRun | None = field(
         default=None, compare=False, repr=False
     )
 
@@ -251,6 +260,159 @@ class Store(Protocol):
 
     async def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up if ``holder`` has it (so another can take it at once)."""
+        ...
+
+    # -- jobs (scheduled and batch; see hatoba.model.job) --------------------------------
+    async def create_job(self, job: Job) -> Job:
+        """Insert (version 1); ``Conflict`` if a job of that name exists."""
+        ...
+
+    async def get_job(self, name: str) -> Job | None: ...
+
+    async def list_jobs(self) -> list[Job]:
+        """Ordered by name."""
+        ...
+
+    async def update_job(self, job: Job) -> Job:
+        """Compare-and-set on ``job.version``; returns the stored job (version + 1).
+        ``NotFound`` if it was deleted."""
+        ...
+
+    async def delete_job(self, name: str) -> None:
+        """Delete the job with its runs, events and undelivered notifications, in one
+        transaction (a ``job`` change with no value). NotFound if absent."""
+        ...
+
+    async def claim_tick(
+        self, run: JobRun, notifications: Sequence[JobNotification] = ()
+    ) -> JobRun | None:
+        """Insert a scheduled run (``run.tick`` set) unless its (job, tick) was claimed
+        before: the stored run (version 1), or None when it already was, by anyone, ever
+        (nothing written then). The exactly-once guarantee of a tick, across crashes and
+        across control planes on one database. ``notifications`` are queued with it."""
+        ...
+
+    async def create_job_run(
+        self, run: JobRun, notifications: Sequence[JobNotification] = ()
+    ) -> JobRun:
+        """Insert a run (manual or chained: usually no tick), version 1, with
+        ``notifications`` queued in the same transaction."""
+        ...
+
+    async def get_job_run(self, run_id: str) -> JobRun | None: ...
+
+    async def update_job_run(
+        self,
+        run: JobRun,
+        *,
+        new_runs: Sequence[JobRun] = (),
+        notifications: Sequence[JobNotification] = (),
+    ) -> JobRun:
+        """Compare-and-set on ``run.version``, and in the same transaction insert
+        ``new_runs`` (chained runs) and queue ``notifications``: all or nothing. Returns the
+        stored run (version + 1); ``Conflict`` / ``NotFound`` as usual."""
+        ...
+
+    async def list_job_runs(
+        self, name: str, *, limit: int = 50, before: str | None = None
+    ) -> list[JobRun]:
+        """A job's runs, newest first (run ids sort by creation), at most ``limit``; pass
+        the last ``runId`` seen as ``before`` for the next page."""
+        ...
+
+    async def active_job_runs(self, name: str | None = None) -> list[JobRun]:
+        """Runs not finished (PENDING, RUNNING, RETRYING) of one job, or of every job,
+        oldest first."""
+        ...
+
+    async def delete_job_runs(self, name: str, finished_before: datetime) -> int:
+        """Delete a job's runs finished before the given time (retention); returns how
+        many. Not on the change feed."""
+        ...
+
+    async def append_job_events(self, events: Sequence[JobEvent]) -> None:
+        """Append in one transaction (ids assigned in order); keeps the newest
+        ``MAX_JOB_EVENTS_KEPT`` per job."""
+        ...
+
+    async def list_job_events(
+        self, name: str, *, limit: int = 100, after_id: int | None = None
+    ) -> list[JobEvent]:
+        """Newest first, at most ``limit``; with ``after_id`` only newer ones."""
+        ...
+
+    async def due_job_notifications(self, now: datetime, limit: int = 50) -> list[JobNotification]:
+        """PENDING deliveries whose ``nextAttemptAt`` <= ``now``, earliest first."""
+        ...
+
+    async def next_job_notification_at(self) -> datetime | None:
+        """The earliest ``nextAttemptAt`` of a PENDING delivery, None when none is left."""
+        ...
+
+    async def update_job_notification(self, notification: JobNotification) -> None:
+        """Store a delivery's outcome (status, attempts, nextAttemptAt, lastError)."""
+        ...
+
+    async def list_job_notifications(self, name: str | None = None) -> list[JobNotification]:
+        """Every delivery kept (of one job, or all), in the order queued."""
+        ...
+
+    async def delete_job_notifications(self, created_before: datetime) -> int:
+        """Delete deliveries no longer PENDING queued before the given time."""
+        ...
+
+    # -- autoscaling (see hatoba.model.scaling) ------------------------------------------
+    # Targets, policies and scheduled actions go on the change feed as kind ``scaling``
+    # (key: the service name); activities do not.
+    async def put_scalable_target(self, target: ScalableTarget) -> ScalableTarget:
+        """Insert when ``target.version`` is 0 (``Conflict`` if the service has one), else
+        compare-and-set (``Conflict``; ``NotFound`` if deregistered). Returns it stored."""
+        ...
+
+    async def get_scalable_target(self, service: str) -> ScalableTarget | None: ...
+
+    async def list_scalable_targets(self) -> list[ScalableTarget]:
+        """Ordered by service name."""
+        ...
+
+    async def delete_scalable_target(self, service: str) -> None:
+        """Deregister: the target, its policies and scheduled actions, in one transaction
+        (its activities stay). NotFound if absent."""
+        ...
+
+    async def put_scaling_policy(self, policy: ScalingPolicy) -> ScalingPolicy:
+        """Insert or replace (by service and policy name). NotFound without a target."""
+        ...
+
+    async def list_scaling_policies(self, service: str | None = None) -> list[ScalingPolicy]:
+        """Of one service, or all; ordered by service, then policy name."""
+        ...
+
+    async def delete_scaling_policy(self, service: str, name: str) -> None:
+        """NotFound if absent."""
+        ...
+
+    async def put_scheduled_action(self, action: ScheduledAction) -> ScheduledAction:
+        """Insert or replace (by service and action name). NotFound without a target."""
+        ...
+
+    async def list_scheduled_actions(self, service: str | None = None) -> list[ScheduledAction]:
+        """Of one service, or all; ordered by service, then action name."""
+        ...
+
+    async def delete_scheduled_action(self, service: str, name: str) -> None:
+        """NotFound if absent."""
+        ...
+
+    async def append_scaling_activities(self, activities: Sequence[ScalingActivity]) -> None:
+        """Append in one transaction, in order; keeps the newest ``MAX_ACTIVITIES_KEPT``
+        per service."""
+        ...
+
+    async def list_scaling_activities(
+        self, service: str, *, limit: int = 50
+    ) -> list[ScalingActivity]:
+        """Newest first, at most ``limit``."""
         ...
 
     # -- change feed -------------------------------------------------------------------

@@ -195,6 +195,108 @@ leases = Table(
     Column("version", Integer, nullable=False),
 )
 
+# Jobs (``Job`` as JSON), on the change feed as kind ``job``.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_name", String(255), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+# Job runs (``JobRun`` as JSON), on the change feed as kind ``jobrun``. The unique
+# (job_name, tick) index is the exactly-once claim of a scheduled tick (manual and chain runs
+# have no tick, and NULLs never collide). Run ids sort by creation time (history pages by
+# them); ``ix_job_runs_active`` holds only runs not yet finished.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("job_name", String(255), nullable=False),
+    Column("tick", UtcDateTime),
+    Column("status", String(16), nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ux_job_runs_tick", "job_name", "tick", unique=True),
+    Index("ix_job_runs_job", "job_name", "run_id"),
+    Index("ix_job_runs_finished_at", "finished_at"),
+    Index(
+        "ix_job_runs_active",
+        "job_name",
+        sqlite_where=text("finished_at IS NULL"),
+        postgresql_where=text("finished_at IS NULL"),
+    ),
+)
+
+# A job's event log (``JobEvent`` as JSON; its id is ``seq``), the newest
+# ``MAX_JOB_EVENTS_KEPT`` per job. Not on the change feed.
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("seq", SeqInteger, primary_key=True, autoincrement=True),
+    Column("job_name", String(255), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_job_events_job_name", "job_name", "seq"),
+    sqlite_autoincrement=True,
+)
+
+# The webhook outbox (``JobNotification`` as JSON), written with the run change it reports.
+# Not on the change feed.
+job_notifications = Table(
+    "job_notifications",
+    metadata,
+    Column("id", SeqInteger, primary_key=True, autoincrement=True),
+    Column("job_name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_job_notifications_due", "status", "next_attempt_at"),
+    Index("ix_job_notifications_job_name", "job_name"),
+    sqlite_autoincrement=True,
+)
+
+# Autoscaling (``hatoba.model.scaling`` as JSON): one scalable target per service
+# (compare-and-set), its policies and scheduled actions (keyed by service and name), all on the
+# change feed as kind ``scaling`` (key: the service); and its activity log (an activity's
+# order is ``seq``), the newest ``MAX_ACTIVITIES_KEPT`` per service, not on the feed.
+scalable_targets = Table(
+    "scalable_targets",
+    metadata,
+    Column("service_name", String(255), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+)
+
+scaling_policies = Table(
+    "scaling_policies",
+    metadata,
+    Column("service_name", String(255), primary_key=True),
+    Column("policy_name", String(255), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+scheduled_actions = Table(
+    "scheduled_actions",
+    metadata,
+    Column("service_name", String(255), primary_key=True),
+    Column("action_name", String(255), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+scaling_activities = Table(
+    "scaling_activities",
+    metadata,
+    Column("seq", SeqInteger, primary_key=True, autoincrement=True),
+    Column("service_name", String(255), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_scaling_activities_service_name", "service_name", "seq"),
+    sqlite_autoincrement=True,
+)
+
 schema_migrations = Table(
     "schema_migrations",
     metadata,

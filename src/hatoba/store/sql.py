@@ -24,17 +24,19 @@ from sqlalchemy.exc import IntegrityError
 from hatoba.model.access import ApiToken, AuditEntry
 from hatoba.model.base import utcnow
 from hatoba.model.errors import Conflict, NotFound
+from hatoba.model.job import Job, JobEvent, JobNotification, JobRun
 from hatoba.model.node import Node
 from hatoba.model.params import StoredParameter
 from hatoba.model.service import Service, ServiceEvent
 from hatoba.model.task import DesiredStatus, LastStatus, Task
 from hatoba.model.taskdef import TaskDefinition, TaskDefinitionStatus
-from hatoba.store import migrations, sql_params, sql_services
+from hatoba.store import migrations, sql_jobs, sql_params, sql_services
 from hatoba.store.engine import backend
 from hatoba.store.feed import ChangeNotifier
 from hatoba.store.protocol import Change, NodeLoad, Store
 from hatoba.store.runner import MIGRATION_LOCK, PostgresRunner, SqliteRunner, Tx
 from hatoba.store.schema import changes, families, nodes, task_definitions, tasks
+from hatoba.store.sql_scaling import ScalingStoreMethods
 
 _GET_TASK = select(tasks.c.body).where(tasks.c.task_id == bindparam("k"))
 _INSERT_TASK = tasks.insert()
@@ -83,7 +85,7 @@ _LOAD = (
 )
 
 
-class SqlStore:
+class SqlStore(ScalingStoreMethods):  # autoscaling methods: sql_scaling.py
     """The ``Store`` protocol for a database URL (``sqlite[+driver]:///path`` or
     ``postgresql[+asyncpg]://...``). ``poll_interval`` bounds how late ``wait_for_change``
     notices writes made by other processes; ``clock`` stamps registrations and feed rows."""
@@ -465,6 +467,107 @@ class SqlStore:
 
     async def release_lease(self, name: str, holder: str) -> None:
         await self._runner.run(lambda tx: sql_services.release_lease(tx, name, holder), write=True)
+
+    # -- jobs, runs, events, webhook outbox (transaction bodies in sql_jobs.py) ------------
+    async def create_job(self, job: Job) -> Job:
+        try:
+            return await self._runner.run(lambda tx: sql_jobs.create_job(tx, job), write=True)
+        except IntegrityError as e:
+            raise Conflict(f"job {job.job_name} already exists") from e
+
+    async def get_job(self, name: str) -> Job | None:
+        return await self._runner.run(lambda tx: sql_jobs.get_job(tx, name), write=False)
+
+    async def list_jobs(self) -> list[Job]:
+        return await self._runner.run(sql_jobs.list_jobs, write=False)
+
+    async def update_job(self, job: Job) -> Job:
+        return await self._runner.run(lambda tx: sql_jobs.update_job(tx, job), write=True)
+
+    async def delete_job(self, name: str) -> None:
+        await self._runner.run(lambda tx: sql_jobs.delete_job(tx, name), write=True)
+
+    async def claim_tick(
+        self, run: JobRun, notifications: Sequence[JobNotification] = ()
+    ) -> JobRun | None:
+        return await self._runner.run(
+            lambda tx: sql_jobs.claim_tick(tx, run, notifications), write=True
+        )
+
+    async def create_job_run(
+        self, run: JobRun, notifications: Sequence[JobNotification] = ()
+    ) -> JobRun:
+        try:
+            return await self._runner.run(
+                lambda tx: sql_jobs.create_job_run(tx, run, notifications), write=True
+            )
+        except IntegrityError as e:
+            raise Conflict(f"job run {run.run_id} already exists") from e
+
+    async def get_job_run(self, run_id: str) -> JobRun | None:
+        return await self._runner.run(lambda tx: sql_jobs.get_job_run(tx, run_id), write=False)
+
+    async def update_job_run(
+        self,
+        run: JobRun,
+        *,
+        new_runs: Sequence[JobRun] = (),
+        notifications: Sequence[JobNotification] = (),
+    ) -> JobRun:
+        try:
+            return await self._runner.run(
+                lambda tx: sql_jobs.update_job_run(tx, run, new_runs, notifications), write=True
+            )
+        except IntegrityError as e:
+            raise Conflict(f"a chained run of {run.run_id} already exists") from e
+
+    async def list_job_runs(
+        self, name: str, *, limit: int = 50, before: str | None = None
+    ) -> list[JobRun]:
+        return await self._runner.run(
+            lambda tx: sql_jobs.list_job_runs(tx, name, limit, before), write=False
+        )
+
+    async def active_job_runs(self, name: str | None = None) -> list[JobRun]:
+        return await self._runner.run(lambda tx: sql_jobs.active_job_runs(tx, name), write=False)
+
+    async def delete_job_runs(self, name: str, finished_before: datetime) -> int:
+        return await self._runner.run(
+            lambda tx: sql_jobs.delete_job_runs(tx, name, finished_before), write=True
+        )
+
+    async def append_job_events(self, events: Sequence[JobEvent]) -> None:
+        await self._runner.run(lambda tx: sql_jobs.append_job_events(tx, events), write=True)
+
+    async def list_job_events(
+        self, name: str, *, limit: int = 100, after_id: int | None = None
+    ) -> list[JobEvent]:
+        return await self._runner.run(
+            lambda tx: sql_jobs.list_job_events(tx, name, limit, after_id), write=False
+        )
+
+    async def due_job_notifications(self, now: datetime, limit: int = 50) -> list[JobNotification]:
+        return await self._runner.run(
+            lambda tx: sql_jobs.due_job_notifications(tx, now, limit), write=False
+        )
+
+    async def next_job_notification_at(self) -> datetime | None:
+        return await self._runner.run(sql_jobs.next_job_notification_at, write=False)
+
+    async def update_job_notification(self, notification: JobNotification) -> None:
+        await self._runner.run(
+            lambda tx: sql_jobs.update_job_notification(tx, notification), write=True
+        )
+
+    async def list_job_notifications(self, name: str | None = None) -> list[JobNotification]:
+        return await self._runner.run(
+            lambda tx: sql_jobs.list_job_notifications(tx, name), write=False
+        )
+
+    async def delete_job_notifications(self, created_before: datetime) -> int:
+        return await self._runner.run(
+            lambda tx: sql_jobs.delete_job_notifications(tx, created_before), write=True
+        )
 
     # -- change feed ---------------------------------------------------------------------------
     async def last_change_seq(self) -> int:
