@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from hatoba.controllers.job_notify import Deliveries, DeliverySettings
 from hatoba.controllers.job_plan import fire_time, plan_ticks, start_of
 from hatoba.controllers.job_runs import RunOps, new_run_id
+from hatoba.controllers.leadership import LeaderLease, Role, follow_changes
 from hatoba.controllers.tasks import Tasks
 from hatoba.model.clock import Clock
 from hatoba.model.errors import Conflict, ValidationFailed
@@ -56,6 +57,9 @@ from hatoba.supervise import Supervisor
 
 log = logging.getLogger("hatoba.jobs")
 LEASE = "job-scheduler"
+# renewals on the injected clock, like the lease's expiry (which the store compares with
+# the clock's time), so fake time in tests moves both
+ROLE = Role(LEASE, "the job scheduler", "jobs", log, on_clock=True)
 NOTIFICATION_RETENTION = timedelta(days=7)
 
 ScheduleParser = Callable[[str, str], Schedule]
@@ -113,64 +117,26 @@ class JobScheduler:
         self._timer_changed = asyncio.Event()
         self._own_versions: dict[str, int] = {}  # job -> version this scheduler wrote
         self._bad_schedule_reported: set[tuple[str, int]] = set()
-        self.is_leader = asyncio.Event()
+        self._lease = LeaderLease(store, clock, ROLE, holder, self.settings.lease_ttl)
+        self.is_leader = self._lease.is_leader
         self.passes = 0  # reconcile passes done (for tests and metrics)
 
     # -- leadership ------------------------------------------------------------------
     async def run(self) -> None:
         """Run until cancelled: campaign for the lease; while holding it, schedule."""
-        ttl = self.settings.lease_ttl
-        try:
-            while True:
-                if await self._acquire():
-                    await self._lead()
-                await self._clock.sleep(ttl / 3)
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._store.release_lease(LEASE, self.holder))
+        await self._lease.run(self._lead, self._stopped)
 
-    async def _acquire(self) -> bool:
-        try:
-            return await self._store.acquire_lease(
-                LEASE, self.holder, self.settings.lease_ttl, self._clock.now()
-            )
-        except Exception:
-            log.exception("could not reach the store to take the job scheduler lease")
-            return False
+    def _lead(self, supervisor: Supervisor) -> None:
+        supervisor.start(self._watch(), "watch")
+        supervisor.start(self._timer(), "timer")
+        supervisor.start(self.deliveries.run(), "webhooks")
+        supervisor.start(self._housekeeping(), "housekeeping")
+        for i in range(self.settings.workers):
+            supervisor.start(self._worker(), f"worker-{i}")
 
-    async def _lead(self) -> None:
-        log.info("%s leads the job scheduler", self.holder)
-        supervisor = Supervisor("jobs")
-        self.is_leader.set()
-        try:
-            lost = asyncio.Event()
-            supervisor.start(self._keep_lease(lost), "lease")
-            supervisor.start(self._watch(), "watch")
-            supervisor.start(self._timer(), "timer")
-            supervisor.start(self.deliveries.run(), "webhooks")
-            supervisor.start(self._housekeeping(), "housekeeping")
-            for i in range(self.settings.workers):
-                supervisor.start(self._worker(), f"worker-{i}")
-            await lost.wait()
-            log.warning("%s lost the job scheduler lease", self.holder)
-        finally:
-            self.is_leader.clear()
-            await supervisor.close()
-            self._timer_heap.clear()
-            self._timer_at.clear()
-
-    async def _keep_lease(self, lost: asyncio.Event) -> None:
-        """Renew every ttl/3. Timed by the injected clock, like the lease's expiry (which
-        the store compares with the clock's time), so fake time in tests moves both."""
-        ttl = timedelta(seconds=self.settings.lease_ttl)
-        held_until = self._clock.now() + ttl
-        while True:
-            await self._clock.sleep(self.settings.lease_ttl / 3)
-            if await self._acquire():
-                held_until = self._clock.now() + ttl
-            elif self._clock.now() >= held_until - ttl / 3:
-                lost.set()  # renewals failed for most of the ttl: another may take over
-                return
+    async def _stopped(self) -> None:
+        self._timer_heap.clear()
+        self._timer_at.clear()
 
     # -- wake-ups ----------------------------------------------------------------------
     def mark(self, names: Iterable[str]) -> None:
@@ -223,20 +189,7 @@ class JobScheduler:
                     await w
 
     async def _watch(self) -> None:
-        store = self._store
-        seq = store.known_change_seq()
-        await self.resync()
-        loop = asyncio.get_running_loop()
-        next_resync = loop.time() + self.settings.resync
-        while True:
-            newest = await store.wait_for_change(seq, max(0.0, next_resync - loop.time()))
-            if newest > seq:
-                changes = await store.changes_since(seq)
-                seq = changes[-1].seq if changes else newest
-                await self._on_changes(changes)
-            if loop.time() >= next_resync:
-                next_resync = loop.time() + self.settings.resync
-                await self.resync()
+        await follow_changes(self._store, self.settings.resync, self._on_changes, self.resync)
 
     async def _on_changes(self, changes: Iterable[Change]) -> None:
         names: set[str] = set()

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from hatoba.controllers.leadership import LeaderLease, Role
 from hatoba.controllers.scaling import MetricStatus
 from hatoba.controllers.scaling_math import (
     Decision,
@@ -68,6 +69,7 @@ from hatoba.supervise import Supervisor
 
 log = logging.getLogger("hatoba.scaling")
 LEASE = "scaling"
+ROLE = Role(LEASE, "autoscaling", "scaling", log)
 TASK_STATS_KINDS = frozenset({"cpu", "memory"})
 TaskProcess = tuple[int, int | None, int | None]
 SourceOpener = Callable[[MetricSpec, TaskStatsProvider | None], MetricSource]
@@ -148,9 +150,9 @@ class ScalingLoop:
         self._failed: dict[str, tuple[int, int, str]] = {}  # the last failed scale, once
         self._procs: dict[str, list[TaskProcess]] = {}
         self._schedules: dict[tuple[str, str], Schedule | None] = {}
-        self._supervisor: Supervisor | None = None
         self._wake = asyncio.Event()
-        self.is_leader = asyncio.Event()
+        self._lease = LeaderLease(store, clock, ROLE, holder, self.settings.lease_ttl)
+        self.is_leader = self._lease.is_leader
         self.passes_started = 0  # evaluation passes begun ...
         self.passes = 0  # ... and done (for tests and metrics)
 
@@ -164,57 +166,18 @@ class ScalingLoop:
     # -- leadership ----------------------------------------------------------------------
     async def run(self) -> None:
         """Run until cancelled: campaign for the lease; while holding it, scale."""
-        try:
-            while True:
-                if await self._acquire():
-                    await self._lead()
-                await asyncio.sleep(self.settings.lease_ttl / 3)
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._store.release_lease(LEASE, self.holder))
+        await self._lease.run(self._lead, self._stopped)
 
-    async def _acquire(self) -> bool:
-        try:
-            return await self._store.acquire_lease(
-                LEASE, self.holder, self.settings.lease_ttl, self._clock.now()
-            )
-        except Exception:
-            log.exception("could not reach the store to take the scaling lease")
-            return False
+    def _lead(self, supervisor: Supervisor) -> None:
+        supervisor.start(self._evaluate_forever(), "evaluate")
 
-    async def _lead(self) -> None:
-        log.info("%s leads autoscaling", self.holder)
-        supervisor = Supervisor("scaling")
-        self._supervisor = supervisor
-        self.is_leader.set()
-        try:
-            lost = asyncio.Event()
-            supervisor.start(self._keep_lease(lost), "lease")
-            supervisor.start(self._evaluate_forever(), "evaluate")
-            await lost.wait()
-            log.warning("%s lost the scaling lease", self.holder)
-        finally:
-            self.is_leader.clear()
-            self._supervisor = None
-            await supervisor.close()
-            feeds, self._feeds = self._feeds, {}
-            for feed in feeds.values():
-                if feed.poller is not None:
-                    await feed.poller.close()
-            self._states.clear()
-            self._decisions.clear()
-
-    async def _keep_lease(self, lost: asyncio.Event) -> None:
-        ttl = self.settings.lease_ttl
-        loop = asyncio.get_running_loop()
-        held_until = loop.time() + ttl
-        while True:
-            await asyncio.sleep(ttl / 3)
-            if await self._acquire():
-                held_until = loop.time() + ttl
-            elif loop.time() >= held_until - ttl / 3:
-                lost.set()
-                return
+    async def _stopped(self) -> None:
+        feeds, self._feeds = self._feeds, {}
+        for feed in feeds.values():
+            if feed.poller is not None:
+                await feed.poller.close()
+        self._states.clear()
+        self._decisions.clear()
 
     async def _evaluate_forever(self) -> None:
         while True:
@@ -391,8 +354,9 @@ class ScalingLoop:
             on_update=lambda _: self._wake.set(),
         )
         task = None
-        if self._supervisor is not None:
-            task = self._supervisor.start(poller.run(), f"poll/{service}/{policy.policy_name}")
+        supervisor = self._lease.supervisor
+        if supervisor is not None:
+            task = supervisor.start(poller.run(), f"poll/{service}/{policy.policy_name}")
         return _Feed(key, spec.kind, poller, task)
 
     async def _close_feed(self, feed: _Feed) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from hatoba.controllers.leadership import LeaderLease, Role, follow_changes
 from hatoba.controllers.service_plan import Launch, NodeInfo, PlanInput, Stop, plan
 from hatoba.controllers.tasks import ServiceLaunch, Tasks
 from hatoba.model.clock import Clock
@@ -41,6 +42,7 @@ from hatoba.supervise import Supervisor
 
 log = logging.getLogger("hatoba.services")
 LEASE = "service-scheduler"
+ROLE = Role(LEASE, "the service scheduler", "services", log)
 SERVICE_GROUP_PREFIX = "service:"
 
 
@@ -70,68 +72,26 @@ class ServiceScheduler:
         self._busy: set[str] = set()
         self._wake = asyncio.Event()
         self._timers: dict[str, asyncio.Task[None]] = {}
-        self._supervisor: Supervisor | None = None
         self._node_status: dict[str, NodeStatus | None] = {}
         self._starved: set[str] = set()  # services with tasks waiting for a node
         self._daemons: set[str] = set()  # names of DAEMON services (scheduled first)
         self._health_checked: dict[str, bool] = {}  # task definition arn -> (immutable)
-        self.is_leader = asyncio.Event()
+        self._lease = LeaderLease(store, clock, ROLE, holder, self.settings.lease_ttl)
+        self.is_leader = self._lease.is_leader
         self.passes = 0  # reconcile passes done (for tests and metrics)
 
     # -- leadership ------------------------------------------------------------------
     async def run(self) -> None:
         """Run until cancelled: campaign for the lease; while holding it, reconcile."""
-        ttl = self.settings.lease_ttl
-        try:
-            while True:
-                if await self._acquire():
-                    await self._lead()
-                await asyncio.sleep(ttl / 3)
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._store.release_lease(LEASE, self.holder))
+        await self._lease.run(self._lead, self._stopped)
 
-    async def _acquire(self) -> bool:
-        try:
-            return await self._store.acquire_lease(
-                LEASE, self.holder, self.settings.lease_ttl, self._clock.now()
-            )
-        except Exception:
-            log.exception("could not reach the store to take the scheduler lease")
-            return False
+    def _lead(self, supervisor: Supervisor) -> None:
+        supervisor.start(self._watch(), "watch")
+        for i in range(self.settings.workers):
+            supervisor.start(self._worker(), f"worker-{i}")
 
-    async def _lead(self) -> None:
-        """Reconcile until the lease is lost (not renewed within its ttl)."""
-        log.info("%s leads the service scheduler", self.holder)
-        supervisor = Supervisor("services")
-        self._supervisor = supervisor
-        self.is_leader.set()
-        try:
-            lost = asyncio.Event()
-            supervisor.start(self._keep_lease(lost), "lease")
-            supervisor.start(self._watch(), "watch")
-            for i in range(self.settings.workers):
-                supervisor.start(self._worker(), f"worker-{i}")
-            await lost.wait()
-            log.warning("%s lost the service scheduler lease", self.holder)
-        finally:
-            self.is_leader.clear()
-            self._supervisor = None
-            await supervisor.close()
-            self._timers.clear()
-
-    async def _keep_lease(self, lost: asyncio.Event) -> None:
-        ttl = self.settings.lease_ttl
-        loop = asyncio.get_running_loop()
-        held_until = loop.time() + ttl
-        while True:
-            await asyncio.sleep(ttl / 3)
-            if await self._acquire():
-                held_until = loop.time() + ttl
-            elif loop.time() >= held_until - ttl / 3:
-                # renewals failed for most of the ttl: another may take over any moment
-                lost.set()
-                return
+    async def _stopped(self) -> None:
+        self._timers.clear()
 
     # -- wake-ups ----------------------------------------------------------------------
     def mark(self, names: Iterable[str]) -> None:
@@ -147,20 +107,7 @@ class ServiceScheduler:
         self.mark(s.service_name for s in services)
 
     async def _watch(self) -> None:
-        store = self._store
-        seq = store.known_change_seq()
-        await self._mark_all()
-        loop = asyncio.get_running_loop()
-        next_resync = loop.time() + self.settings.resync
-        while True:
-            newest = await store.wait_for_change(seq, max(0.0, next_resync - loop.time()))
-            if newest > seq:
-                changes = await store.changes_since(seq)
-                seq = changes[-1].seq if changes else newest
-                await self._on_changes(changes)
-            if loop.time() >= next_resync:
-                next_resync = loop.time() + self.settings.resync
-                await self._mark_all()
+        await follow_changes(self._store, self.settings.resync, self._on_changes, self._mark_all)
 
     async def _on_changes(self, changes: Iterable[Change]) -> None:
         names: set[str] = set()
@@ -197,7 +144,8 @@ class ServiceScheduler:
         old = self._timers.pop(name, None)
         if old is not None:
             old.cancel()
-        if self._supervisor is None:
+        supervisor = self._lease.supervisor
+        if supervisor is None:
             return
 
         async def later() -> None:
@@ -205,7 +153,7 @@ class ServiceScheduler:
             self._timers.pop(name, None)
             self.mark([name])
 
-        self._timers[name] = self._supervisor.start(later(), f"wake/{name}")
+        self._timers[name] = supervisor.start(later(), f"wake/{name}")
 
     # -- work --------------------------------------------------------------------------
     async def _worker(self) -> None:
