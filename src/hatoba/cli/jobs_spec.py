@@ -4,11 +4,8 @@ sent; a 422 from the server gets the same hints."""
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +14,7 @@ from pydantic import ValidationError
 from hatoba.cli import output
 from hatoba.cli.exitcodes import USAGE
 from hatoba.cli.parsing import parse_duration
+from hatoba.cli.spec_files import load_mapping
 from hatoba.client import ApiError
 from hatoba.model.errors import FieldError
 from hatoba.model.job import JobSpec
@@ -191,28 +189,7 @@ def explained() -> Iterator[None]:
 
 
 def load_file(path: str) -> dict[str, Any]:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise output.fail(f"--from-file: cannot read {path}: {exc.strerror or exc}") from None
-    data: Any
-    if path.endswith((".yaml", ".yml")):
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import YAMLError
-
-        try:
-            data = YAML(typ="safe", pure=True).load(text)
-        except YAMLError as exc:
-            raise output.fail(f"{path} is not valid YAML: {exc}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise output.fail(
-                f"{path} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from None
-    if not isinstance(data, dict):
-        raise output.fail(f"{path}: a job must be a mapping (jobName, taskDefinition, ...)")
+    data = load_mapping(path, "a job must be a mapping (jobName, taskDefinition, ...)")
     for key in BOOKKEEPING:
         data.pop(key, None)
     return data

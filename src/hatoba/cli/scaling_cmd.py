@@ -15,7 +15,6 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -33,6 +32,7 @@ from hatoba.cli.scaling_render import (
     targets_table,
     watch_view,
 )
+from hatoba.cli.spec_files import load_mapping
 from hatoba.client import ApiError, HatobaClient
 
 app = typer.Typer(help="Autoscale services: bounds, policies on metrics, schedules.")
@@ -75,29 +75,7 @@ def _seconds(text: str | None, option: str) -> int | None:
 
 
 def _load(path: str) -> dict[str, Any]:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise output.fail(f"--from-file: cannot read {path}: {exc.strerror or exc}") from None
-    data: Any
-    if path.endswith((".yaml", ".yml")) or (path == "-" and not text.lstrip().startswith("{")):
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import YAMLError
-
-        try:
-            data = YAML(typ="safe", pure=True).load(text)
-        except YAMLError as exc:
-            raise output.fail(f"{path} is not valid YAML: {exc}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise output.fail(
-                f"{path} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from None
-    if not isinstance(data, dict):
-        raise output.fail(f"{path}: must be a JSON object (a mapping)")
-    return data
+    return load_mapping(path, "must be a JSON object (a mapping)")
 
 
 def _explain(exc: ApiError, hints: dict[str, str]) -> typer.Exit:

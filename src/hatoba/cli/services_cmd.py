@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -36,6 +35,7 @@ from hatoba.cli.services_wait import (
     wait_gone,
     wait_scaled,
 )
+from hatoba.cli.spec_files import load_mapping
 from hatoba.client import ApiError
 from hatoba.model.errors import FieldError
 from hatoba.model.service import Service, ServiceEvent, ServiceSpec, ServiceUpdate
@@ -189,28 +189,7 @@ def _explained() -> Iterator[None]:
 def _load_file(path: str) -> dict[str, Any]:
     """ECS CreateService input (JSON or YAML); fields that do not apply are dropped with a
     warning, anything else unknown is left for validation to name."""
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise output.fail(f"--from-file: cannot read {path}: {exc.strerror or exc}") from None
-    data: Any
-    if path.endswith((".yaml", ".yml")):
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import YAMLError
-
-        try:
-            data = YAML(typ="safe", pure=True).load(text)
-        except YAMLError as exc:
-            raise output.fail(f"{path} is not valid YAML: {exc}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise output.fail(
-                f"{path} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from None
-    if not isinstance(data, dict):
-        raise output.fail(f"{path}: a service must be a JSON object (ECS CreateService input)")
+    data = load_mapping(path, "a service must be a JSON object (ECS CreateService input)")
     for key in sorted(ECS_IGNORED & set(data)):
         output.warning(f"{key}: does not apply to hatoba; ignored")
         del data[key]
