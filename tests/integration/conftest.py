@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,25 @@ from hatoba.server import control_plane
 from tests.conftest import _admin, pg_url
 
 
+async def _live_pids(services: ApiServices) -> list[int]:
+    live = [s for s in LastStatus if s != LastStatus.STOPPED]
+    tasks = await services.store.list_tasks(last_statuses=live)
+    return [c.pid for t in tasks for c in t.containers if c.pid]
+
+
+def _kill_groups(pids: list[int]) -> None:
+    """Tasks outlive their control plane by design; a test's must not outlive the test."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 @pytest.fixture
 async def cp(tmp_path: Path) -> AsyncIterator[ApiServices]:
     async with control_plane(Settings(home=tmp_path / "home")) as services:
         yield services
+        pids = await _live_pids(services)
+    _kill_groups(pids)
 
 
 @pytest.fixture
@@ -30,6 +48,8 @@ async def cp_pg(tmp_path: Path, pg_database: str) -> AsyncIterator[ApiServices]:
     settings = Settings(home=tmp_path / "home", database_url=pg_url(pg_database))
     async with control_plane(settings) as services:
         yield services
+        pids = await _live_pids(services)
+    _kill_groups(pids)
 
 
 def container(name: str, command: list[str] | str, **extra: Any) -> dict[str, Any]:
