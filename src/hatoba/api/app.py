@@ -9,6 +9,7 @@ from hatoba.api import (
     exec_ws,
     job_routes,
     log_routes,
+    metrics_routes,
     node_routes,
     param_routes,
     protection_routes,
@@ -42,5 +43,6 @@ def create_app(services: ApiServices) -> FastAPI:
     app.include_router(token_routes.router)
     app.include_router(exec_ws.router)
     app.include_router(protection_routes.router)
+    app.include_router(metrics_routes.router)
     app.add_middleware(AuditMiddleware, tokens=services.tokens)
     return app
