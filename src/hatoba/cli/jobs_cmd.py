@@ -10,7 +10,6 @@ changes.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ import typer
 
 from hatoba.cli import output
 from hatoba.cli.connection import session
+from hatoba.cli.events_out import print_events
 from hatoba.cli.exitcodes import INTERRUPTED, USAGE
 from hatoba.cli.jobs_follow import (
     cancel_interrupted,
@@ -68,10 +68,9 @@ from hatoba.cli.jobs_spec import (
 )
 from hatoba.cli.logs_out import write_lines
 from hatoba.cli.output import OutputFormat, OutputOption
-from hatoba.cli.render import when
 from hatoba.client import ApiError, HatobaClient
 from hatoba.model.errors import ValidationFailed
-from hatoba.model.job import Job, JobEvent, JobRun
+from hatoba.model.job import Job, JobRun
 from hatoba.model.schedule import parse_schedule
 
 app = typer.Typer(help="Run a task definition on a schedule, on demand, or after another job.")
@@ -345,22 +344,13 @@ def events(
         if as_json and not follow:
             output.print_json(shown)
             return
-        _print_events(shown, as_json)
+        print_events(shown, as_json)
         last = shown[-1].id if shown else None
         while follow:
             time.sleep(FOLLOW_SECONDS)
             new = client.job_events(name, after_id=last)[::-1]
-            _print_events(new, as_json)
+            print_events(new, as_json)
             last = new[-1].id if new else last
-
-
-def _print_events(found: list[JobEvent], as_json: bool) -> None:
-    for e in found:
-        if as_json:
-            sys.stdout.write(json.dumps(output.to_json(e), ensure_ascii=False) + "\n")
-        else:
-            sys.stdout.write(f"{when(e.created_at)}  {e.message}\n")
-    sys.stdout.flush()
 
 
 # -- running --------------------------------------------------------------------------------

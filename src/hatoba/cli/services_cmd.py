@@ -10,8 +10,6 @@ task STOPPED); delete waits until the service is gone.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,10 +20,11 @@ from pydantic import BaseModel, ValidationError
 
 from hatoba.cli import output
 from hatoba.cli.connection import session
+from hatoba.cli.events_out import print_events
 from hatoba.cli.exitcodes import USAGE
 from hatoba.cli.output import OutputFormat, OutputOption
 from hatoba.cli.parsing import parse_duration, placement_options
-from hatoba.cli.render import task_table, when
+from hatoba.cli.render import task_table
 from hatoba.cli.services_render import service_panel, service_table
 from hatoba.cli.services_wait import (
     EventTail,
@@ -38,7 +37,7 @@ from hatoba.cli.services_wait import (
 from hatoba.cli.spec_files import load_mapping
 from hatoba.client import ApiError
 from hatoba.model.errors import FieldError
-from hatoba.model.service import Service, ServiceEvent, ServiceSpec, ServiceUpdate
+from hatoba.model.service import Service, ServiceSpec, ServiceUpdate
 
 app = typer.Typer(help="Keep N copies of a task definition running and roll them to new revisions.")
 
@@ -487,27 +486,18 @@ def events(
         if as_json and not follow:
             output.print_json(shown)
             return
-        _print_events(shown, as_json)
+        print_events(shown, as_json)
         if not follow:
             return
         tail = EventTail(client, name, shown[-1].id if shown else None)
         while True:
             time.sleep(FOLLOW_SECONDS)
             try:
-                _print_events(tail.new(), as_json)
+                print_events(tail.new(), as_json)
             except ApiError as exc:
                 if exc.status == 404:  # deleted: nothing more will come
                     return
                 raise
-
-
-def _print_events(events: list[ServiceEvent], as_json: bool) -> None:
-    for e in events:
-        if as_json:
-            sys.stdout.write(json.dumps(output.to_json(e), ensure_ascii=False) + "\n")
-        else:
-            sys.stdout.write(f"{when(e.created_at)}  {e.message}\n")
-    sys.stdout.flush()
 
 
 @app.command()
